@@ -1,0 +1,48 @@
+"""The wire: what participants promise to answer, and what the aggregator answers.
+
+Depends on pydantic only, so a participant team can import it without the aggregator.
+"""
+
+from ._status import (
+    Anomaly,
+    ErrorKind,
+    Outcome,
+    PartError,
+    ParticipantStatus,
+    Source,
+    WorkflowStatus,
+)
+from ._views import (
+    BUILTIN_VIEWS,
+    CONTRACT_VERSION,
+    GenericView,
+    InventoryState,
+    InventoryView,
+    ParticipantView,
+    PaymentState,
+    PaymentView,
+    ReservedItem,
+    ShippingState,
+    ShippingView,
+)
+
+__all__ = [
+    "BUILTIN_VIEWS",
+    "CONTRACT_VERSION",
+    "Anomaly",
+    "ErrorKind",
+    "GenericView",
+    "InventoryState",
+    "InventoryView",
+    "Outcome",
+    "PartError",
+    "ParticipantStatus",
+    "ParticipantView",
+    "PaymentState",
+    "PaymentView",
+    "ReservedItem",
+    "ShippingState",
+    "ShippingView",
+    "Source",
+    "WorkflowStatus",
+]

@@ -1,0 +1,91 @@
+"""The aggregator's own answer: one workflow's status, merged from its parts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Outcome(StrEnum):
+    """What the participant said (or failed to say) for this request."""
+
+    OK = "ok"
+    NOT_FOUND = "not_found"  # it has no record yet: normal in a choreography
+    UNAVAILABLE = "unavailable"  # timeout, refused, 5xx, circuit open, throttled
+    INVALID = "invalid"  # it answered, but not within its contract
+
+
+class Source(StrEnum):
+    """Where the part shown comes from (RFC 9211's vocabulary, simplified)."""
+
+    LIVE = "live"  # fetched while answering this request
+    CACHE = "cache"  # within its time to live
+    STALE = "stale"  # past it, shown because a live fetch failed
+
+
+class ErrorKind(StrEnum):
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    HTTP_STATUS = "http_status"
+    CIRCUIT_OPEN = "circuit_open"
+    THROTTLED = "throttled"
+    BULKHEAD_FULL = "bulkhead_full"
+    BODY_TOO_LARGE = "body_too_large"
+    INVALID_JSON = "invalid_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    UNEXPECTED_RESPONSE = "unexpected_response"
+    VERSION_REGRESSION = "version_regression"
+
+
+class PartError(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: ErrorKind
+    detail: str = Field(description="Human-readable, safe to show to a caller.")
+
+
+class ParticipantStatus(BaseModel):
+    """One participant's part of the answer, with where it came from and how old it is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Outcome
+    source: Source | None = Field(description="null when nothing could be shown.")
+    age_ms: int | None = Field(ge=0, description="Time since the part was fetched.")
+    fetched_at: AwareDatetime | None
+    updated_at: AwareDatetime | None = Field(description="As the participant reported it.")
+    state: str | None
+    version: int | None
+    view: dict[str, Any] | None = Field(description="The participant's answer, as parsed.")
+    error: PartError | None
+
+
+class Anomaly(BaseModel):
+    """A contradiction between parts, as eventual consistency produces them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+    participants: tuple[str, ...]
+
+
+class WorkflowStatus(BaseModel):
+    """The merged status of one workflow, as the aggregator answers it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    workflow: str = Field(description="The workflow definition the status was derived with.")
+    status: str
+    complete: bool = Field(
+        description="Every participant answered from a live fetch or a fresh cache entry."
+    )
+    generated_at: AwareDatetime
+    derived_from: tuple[str, ...] = Field(
+        description="The participants whose states decided the status."
+    )
+    participants: dict[str, ParticipantStatus]
+    anomalies: tuple[Anomaly, ...]

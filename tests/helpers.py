@@ -1,0 +1,102 @@
+"""Shared test helpers: participant bodies, settings, and a recording in-memory transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregator import OutboundRequest, Settings, TransportFailure, TransportResponse
+
+URLS = {
+    "payment": "http://payment.test/payments/{workflow_id}",
+    "inventory": "http://inventory.test/reservations/{workflow_id}",
+    "shipping": "http://shipping.test/shipments/{workflow_id}",
+}
+JSON = {"content-type": "application/json"}
+
+
+def body(participant: str, workflow_id: str, state: str, version: int = 1, **extra: Any) -> bytes:
+    """A valid v1 answer for one of the built-in participants."""
+    domains: dict[str, dict[str, Any]] = {
+        "payment": {"amount": 1999, "currency": "EUR"},
+        "inventory": {"items": [{"sku": "book-1", "quantity": 1}]},
+        "shipping": {"carrier": "parcelco", "tracking_number": "PC123"},
+    }
+    domain = domains.get(participant, {})
+    return json.dumps(
+        {
+            "workflow_id": workflow_id,
+            "state": state,
+            "version": version,
+            "updated_at": "2026-01-01T10:00:00Z",
+            **domain,
+            **extra,
+        }
+    ).encode()
+
+
+def ok(participant: str, workflow_id: str, state: str, version: int = 1) -> TransportResponse:
+    return TransportResponse(200, JSON, body(participant, workflow_id, state, version))
+
+
+NOT_FOUND = TransportResponse(404, JSON, b'{"title": "not found"}')
+
+
+def settings(urls: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    data: dict[str, Any] = {"participants": {n: {"url": u} for n, u in (urls or URLS).items()}}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return Settings.model_validate(data)
+
+
+Answer = TransportResponse | TransportFailure
+Handler = Callable[[OutboundRequest], Awaitable[Answer]]
+
+
+@dataclass
+class FakeNetwork:
+    """An injected transport: routes by participant host, records every request."""
+
+    answers: dict[str, Answer | Handler] = field(default_factory=dict)
+    requests: list[OutboundRequest] = field(default_factory=list)
+    _waiting: list[tuple[int, asyncio.Event]] = field(default_factory=list)
+
+    def set(self, participant: str, answer: Answer | Handler) -> None:
+        self.answers[participant] = answer
+
+    def calls(self, participant: str) -> int:
+        return sum(1 for r in self.requests if f"//{participant}.test/" in r.url)
+
+    async def received(self, count: int) -> None:
+        """Return once ``count`` requests have arrived."""
+        if len(self.requests) < count:
+            event = asyncio.Event()
+            self._waiting.append((count, event))
+            await event.wait()
+
+    async def __call__(self, request: OutboundRequest) -> Answer:
+        self.requests.append(request)
+        for count, event in self._waiting:
+            if len(self.requests) >= count:
+                event.set()
+        participant = request.url.split("//", 1)[1].split(".", 1)[0]
+        answer = self.answers.get(participant, NOT_FOUND)
+        if isinstance(answer, TransportResponse | TransportFailure):
+            return answer
+        return await answer(request)
+
+
+def all_states(network: FakeNetwork, workflow_id: str, **states: str) -> None:
+    for participant, state in states.items():
+        network.set(participant, ok(participant, workflow_id, state))
+
+
+async def forever(_: OutboundRequest) -> Answer:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
