@@ -1,0 +1,28 @@
+"""The aggregator's one exception tree.
+
+Participant failures are never exceptions: they are outcome values in the
+answer. Exceptions are for mistakes made by the caller or the configuration::
+
+    AggregatorError
+    ├── InvalidWorkflowId   a workflow id that fails validation (also a ValueError)
+    ├── ConfigError         settings or a workflow definition that cannot work
+    └── NotOpen             the aggregator was used outside ``async with``
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Base of every exception the aggregator raises on purpose."""
+
+
+class InvalidWorkflowId(AggregatorError, ValueError):
+    """The workflow id is not one the aggregator will put in a participant URL."""
+
+
+class ConfigError(AggregatorError):
+    """The settings or a workflow definition cannot work; the message names the field."""
+
+
+class NotOpen(AggregatorError):
+    """The aggregator was asked for a status before ``async with`` opened it."""

@@ -1,0 +1,214 @@
+"""Workflow definitions: rules as data, read top to bottom, first match wins.
+
+A definition names its participants and their states, maps combinations of
+states to a workflow status, and lists the combinations that are anomalies.
+A condition names, for some participants, the states it accepts; a
+participant whose state is not known (unavailable, invalid) matches no
+condition, so a status is only derived from what is known. The pseudo-state
+``absent`` matches a participant that answered "no record of this workflow".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from contracts import (
+    Anomaly,
+    GenericView,
+    InventoryView,
+    ParticipantView,
+    PaymentView,
+    ShippingView,
+)
+
+from ._errors import ConfigError
+
+ABSENT = "absent"
+
+Condition = Mapping[str, frozenset[str]]
+Known = Mapping[str, str | None]
+
+
+def when(**states: str | Iterable[str]) -> Condition:
+    """Build a condition: ``when(shipping="delivered", payment=("pending", "failed"))``."""
+    return MappingProxyType(
+        {
+            name: frozenset((accepted,) if isinstance(accepted, str) else accepted)
+            for name, accepted in states.items()
+        }
+    )
+
+
+def _matches(condition: Condition, known: Known) -> bool:
+    return all(known.get(name) in accepted for name, accepted in condition.items())
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantDef:
+    """A participant of a workflow: its states, which of them are final, its contract model."""
+
+    name: str
+    states: tuple[str, ...]
+    terminal: frozenset[str] = frozenset()
+    model: type[ParticipantView] = GenericView
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRule:
+    status: str
+    condition: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRule:
+    code: str
+    message: str
+    condition: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowDefinition:
+    """A workflow's participants and the rules that derive its status.
+
+    >>> definition = WorkflowDefinition(
+    ...     name="travel",
+    ...     participants=(ParticipantDef("flight", ("pending", "booked")),),
+    ...     rules=(
+    ...         StatusRule("booked", when(flight="booked")),
+    ...         StatusRule("booking", when(flight="pending")),
+    ...     ),
+    ... )
+    >>> definition.derive({"flight": "booked"})
+    ('booked', ('flight',))
+    """
+
+    name: str
+    participants: tuple[ParticipantDef, ...]
+    rules: tuple[StatusRule, ...]
+    anomalies: tuple[AnomalyRule, ...] = ()
+    fallback: str = "unknown"
+    by_name: Mapping[str, ParticipantDef] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {participant.name: participant for participant in self.participants}
+        object.__setattr__(self, "by_name", MappingProxyType(by_name))
+        where = f"workflow {self.name!r}"
+        if not self.participants:
+            raise ConfigError(f"{where}: declares no participants")
+        if len(by_name) != len(self.participants):
+            raise ConfigError(f"{where}: a participant is declared twice")
+        for participant in self.participants:
+            if not participant.states:
+                raise ConfigError(f"{where}: participant {participant.name!r} declares no states")
+            unknown = participant.terminal - set(participant.states)
+            if unknown:
+                raise ConfigError(
+                    f"{where}: participant {participant.name!r} has terminal states "
+                    f"{sorted(unknown)} that it does not declare"
+                )
+        for rule in self.rules:
+            self._check_condition(f"{where}, rule {rule.status!r}", rule.condition)
+        for anomaly in self.anomalies:
+            self._check_condition(f"{where}, anomaly {anomaly.code!r}", anomaly.condition)
+        uncovered = [
+            f"{participant.name}.{state}"
+            for participant in self.participants
+            for state in participant.states
+            if not any(state in rule.condition.get(participant.name, ()) for rule in self.rules)
+        ]
+        if uncovered:
+            raise ConfigError(f"{where}: no status rule covers the states {uncovered}")
+
+    def _check_condition(self, where: str, condition: Condition) -> None:
+        if not condition:
+            raise ConfigError(f"{where}: the condition names no participant")
+        for name, accepted in condition.items():
+            participant = self.by_name.get(name)
+            if participant is None:
+                raise ConfigError(f"{where}: names the undeclared participant {name!r}")
+            unknown = accepted - {*participant.states, ABSENT}
+            if unknown or not accepted:
+                raise ConfigError(
+                    f"{where}: {name} has no states {sorted(unknown)}; "
+                    f"it declares {list(participant.states)} (and {ABSENT!r})"
+                )
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        """Every status this definition can derive, in rule order, the fallback last."""
+        return tuple(dict.fromkeys([*(rule.status for rule in self.rules), self.fallback]))
+
+    def derive(self, known: Known) -> tuple[str, tuple[str, ...]]:
+        """The status of the first matching rule, and the participants it was decided by."""
+        for rule in self.rules:
+            if _matches(rule.condition, known):
+                return rule.status, tuple(rule.condition)
+        return self.fallback, ()
+
+    def detect(self, known: Known) -> list[Anomaly]:
+        """Every anomaly rule that matches."""
+        return [
+            Anomaly(code=rule.code, message=rule.message, participants=tuple(rule.condition))
+            for rule in self.anomalies
+            if _matches(rule.condition, known)
+        ]
+
+
+ACTIVE_SHIPMENT = ("scheduled", "in_transit", "delivered")
+
+ORDER_FULFILMENT = WorkflowDefinition(
+    name="order_fulfilment",
+    participants=(
+        ParticipantDef(
+            "payment", PaymentView.states(), frozenset({"failed", "refunded"}), PaymentView
+        ),
+        ParticipantDef("inventory", InventoryView.states(), frozenset({"released"}), InventoryView),
+        ParticipantDef(
+            "shipping", ShippingView.states(), frozenset({"delivered", "cancelled"}), ShippingView
+        ),
+    ),
+    # Read from the most advanced status down. A record's existence implies the events
+    # before it: inventory only opens a record after the payment is captured, shipping
+    # only after the stock is reserved.
+    rules=(
+        StatusRule("delivered", when(shipping="delivered")),
+        StatusRule("in_transit", when(shipping="in_transit")),
+        StatusRule("compensated", when(payment="refunded")),
+        StatusRule("compensated", when(inventory="released")),
+        StatusRule("compensating", when(inventory="out_of_stock")),
+        StatusRule("cancelled", when(shipping="cancelled")),
+        StatusRule("shipment_scheduled", when(shipping="scheduled")),
+        StatusRule("stock_reserved", when(inventory="reserved")),
+        StatusRule("stock_reserved", when(shipping="pending")),
+        StatusRule("payment_failed", when(payment="failed")),
+        StatusRule("paid", when(payment="captured")),
+        StatusRule("paid", when(inventory="pending")),
+        StatusRule("payment_pending", when(payment=("pending", "authorized"))),
+    ),
+    anomalies=(
+        AnomalyRule(
+            "shipment_before_payment",
+            "the shipment is active or delivered but the payment is not captured",
+            when(shipping=ACTIVE_SHIPMENT, payment=("pending", "authorized", "failed", ABSENT)),
+        ),
+        AnomalyRule(
+            "shipment_without_stock",
+            "the shipment is active but no stock is reserved for it",
+            when(
+                shipping=("scheduled", "in_transit"),
+                inventory=("pending", "out_of_stock", "released", ABSENT),
+            ),
+        ),
+        AnomalyRule(
+            "refund_after_shipment",
+            "the payment was refunded while the parcel is in transit or delivered",
+            when(payment="refunded", shipping=("in_transit", "delivered")),
+        ),
+    ),
+)
+
+BUILTIN_DEFINITIONS: Mapping[str, WorkflowDefinition] = MappingProxyType(
+    {ORDER_FULFILMENT.name: ORDER_FULFILMENT}
+)
