@@ -1,0 +1,87 @@
+"""A circuit breaker per participant, on an injected clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Stops calls to a participant after consecutive failures, then probes it.
+
+    Closed: every call goes through; ``threshold`` consecutive failures open it.
+    Open: no call goes through until ``reset_after`` seconds have passed.
+    Half-open: at most ``probes`` calls go through; a success closes the
+    breaker, a failure opens it again.
+
+    >>> now = [0.0]
+    >>> breaker = CircuitBreaker(threshold=1, reset_after=5.0, probes=1, clock=lambda: now[0])
+    >>> breaker.record(success=False); breaker.state
+    <BreakerState.OPEN: 'open'>
+    >>> now[0] = 5.0; breaker.allow(), breaker.allow()
+    (True, False)
+    """
+
+    __slots__ = (
+        "_clock",
+        "_failures",
+        "_opened_at",
+        "_probes",
+        "_probing",
+        "_reset_after",
+        "_threshold",
+    )
+
+    def __init__(
+        self, *, threshold: int, reset_after: float, probes: int, clock: Callable[[], float]
+    ) -> None:
+        self._threshold = threshold
+        self._reset_after = reset_after
+        self._probes = probes
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = 0
+
+    @property
+    def state(self) -> BreakerState:
+        if self._opened_at is None:
+            return BreakerState.CLOSED
+        if self._clock() - self._opened_at < self._reset_after:
+            return BreakerState.OPEN
+        return BreakerState.HALF_OPEN
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self._failures
+
+    def allow(self) -> bool:
+        """Whether a call may go out now; a half-open admission must be followed by ``record``."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.OPEN or self._probing >= self._probes:
+            return False
+        self._probing += 1
+        return True
+
+    def record(self, *, success: bool) -> None:
+        """Report how an admitted call ended."""
+        half_open = self.state is BreakerState.HALF_OPEN
+        if half_open:
+            self._probing = max(0, self._probing - 1)
+        if success:
+            self._failures = 0
+            self._opened_at = None
+            self._probing = 0
+            return
+        self._failures += 1
+        if half_open or self._failures >= self._threshold:
+            self._opened_at = self._clock()
+            self._probing = 0

@@ -1,0 +1,283 @@
+"""One participant as the aggregator sees it: cache, coalescing, protection, fetch.
+
+The path of a part: fresh cache? -> a call already in flight for it? -> bulkhead
+-> rate limit -> circuit breaker -> transport (one retry on connection errors)
+-> interpret against the contract -> store, or fall back to the last good part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from asyncio_throttle.throttler import Throttler
+
+from contracts import ErrorKind, Outcome, PartError, Source
+
+from ._breaker import CircuitBreaker
+from ._cache import PartCache
+from ._part import Part, failure
+from ._response import interpret, may_cache
+from ._rules import ParticipantDef
+from ._settings import CacheSettings, ParticipantSettings
+from ._transport import OutboundRequest, Transport, TransportFailure, TransportResponse
+
+Key = tuple[str, str]  # (scope, workflow id)
+
+
+@dataclass(slots=True)
+class ParticipantStats:
+    """Counters since start; read them, never write them."""
+
+    fetches: int = 0
+    cache_hits: int = 0
+    coalesced: int = 0
+    stale_served: int = 0
+    retries: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    """A call in flight, shared by every caller who wants the same part meanwhile."""
+
+    task: asyncio.Task[Part]
+    ends: float  # event-loop time by which the call has ended, one way or another
+
+
+class RetryBudget:
+    """Retries allowed: ``ratio`` per call made, plus a reserve of ``minimum``."""
+
+    __slots__ = ("_cap", "_ratio", "_tokens")
+
+    def __init__(self, *, ratio: float, minimum: int) -> None:
+        self._ratio = ratio
+        self._cap = float(max(minimum, 1))
+        self._tokens = float(minimum)
+
+    def deposit(self) -> None:
+        self._tokens = min(self._cap, self._tokens + self._ratio)
+
+    def withdraw(self) -> bool:
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class ParticipantClient:
+    """Fetches one participant's part of a workflow, protected and coalesced."""
+
+    def __init__(
+        self,
+        participant: ParticipantDef,
+        settings: ParticipantSettings,
+        cache: CacheSettings,
+        *,
+        transport: Transport,
+        clock: Callable[[], float],
+        rng: random.Random,
+        base_headers: Mapping[str, str],
+    ) -> None:
+        self.participant = participant
+        self.name = participant.name
+        self._template = settings.url
+        self._timeout = settings.timeout_ms / 1000
+        self._max_body = settings.max_body_bytes
+        self._transport = transport
+        self._clock = clock
+        self._rng = rng
+        self._base_headers = dict(base_headers)
+        protection = settings.protection
+        self._retry = protection.retry
+        self._backoff = protection.retry_backoff_ms / 1000
+        self._budget = RetryBudget(
+            ratio=protection.retry_budget_ratio, minimum=protection.retry_budget_min
+        )
+        self._bulkhead = asyncio.Semaphore(protection.max_concurrency)
+        self._throttler = Throttler(protection.rate_limit) if protection.rate_limit else None
+        self.breaker = CircuitBreaker(
+            threshold=protection.breaker_threshold,
+            reset_after=protection.breaker_reset_ms / 1000,
+            probes=protection.breaker_probes,
+            clock=clock,
+        )
+        self._cache = PartCache(
+            ttl=cache.ttl_ms / 1000,
+            terminal_ttl=cache.terminal_ttl_ms / 1000,
+            stale=cache.stale_ms / 1000,
+            max_entries=cache.max_entries,
+            terminal=participant.terminal,
+            clock=clock,
+        )
+        self._inflight: dict[Key, _Flight] = {}
+        self.stats = ParticipantStats()
+
+    def cached(self, key: Key) -> Part | None:
+        """The part from the fresh cache, if there is one (no awaiting)."""
+        part = self._cache.fresh(key)
+        if part is not None:
+            self.stats.cache_hits += 1
+            self.stats.outcomes[part.outcome] += 1
+        return part
+
+    async def resolve(
+        self, key: Key, segment: str, *, deadline: float, headers: Mapping[str, str]
+    ) -> Part:
+        """This participant's part, never raising for anything the participant does.
+
+        ``deadline`` is in event-loop time; callers wanting the same key share one call.
+        """
+        part = self.cached(key)
+        if part is not None:
+            return part
+        flight = self._inflight.get(key)
+        if flight is None:
+            ends = min(deadline, asyncio.get_running_loop().time() + self._timeout)
+            task = asyncio.create_task(self._fetch(key, segment, ends, headers))
+            flight = self._inflight[key] = _Flight(task, ends)
+            task.add_done_callback(lambda _: self._forget(key, task))
+        else:
+            self.stats.coalesced += 1
+        if deadline >= flight.ends:
+            # The call ends by itself in time, with the precise reason if it fails.
+            part = await asyncio.shield(flight.task)
+        else:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    part = await asyncio.shield(flight.task)
+            except TimeoutError:
+                part = self._fall_back(
+                    key,
+                    failure(
+                        Outcome.UNAVAILABLE, ErrorKind.TIMEOUT, "no answer within the deadline"
+                    ),
+                )
+        self.stats.outcomes[part.outcome] += 1
+        return part
+
+    def _forget(self, key: Key, task: asyncio.Task[Part]) -> None:
+        flight = self._inflight.get(key)
+        if flight is not None and flight.task is task:
+            del self._inflight[key]
+
+    async def _fetch(
+        self, key: Key, segment: str, call_deadline: float, headers: Mapping[str, str]
+    ) -> Part:
+        """One protected call, ending by ``call_deadline`` (event-loop time) at the latest."""
+        self.stats.fetches += 1
+        started = asyncio.get_running_loop().time()
+        request = OutboundRequest(
+            url=self._template.replace("{workflow_id}", segment),
+            headers={**self._base_headers, **headers},
+            timeout=max(0.001, call_deadline - started),
+            max_body_bytes=self._max_body,
+        )
+        stage = ErrorKind.BULKHEAD_FULL
+        try:
+            async with asyncio.timeout_at(call_deadline):
+                async with self._bulkhead:
+                    if self._throttler is not None:
+                        stage = ErrorKind.THROTTLED
+                        await self._throttler.acquire()  # type: ignore[no-untyped-call]
+                    stage = ErrorKind.TIMEOUT
+                    answer = await self._call(request, call_deadline)
+        except TimeoutError:
+            detail = {
+                ErrorKind.BULKHEAD_FULL: "too many calls in flight to this participant",
+                ErrorKind.THROTTLED: "rate limit reached for this participant",
+            }.get(stage, f"no answer within {round((call_deadline - started) * 1000)} ms")
+            return self._fall_back(key, failure(Outcome.UNAVAILABLE, stage, detail))
+        if isinstance(answer, Part):  # the breaker refused the call
+            return self._fall_back(key, answer)
+        if isinstance(answer, TransportFailure):
+            return self._fall_back(key, failure(answer.outcome, answer.kind, answer.detail))
+        part = interpret(answer, self.participant, key[1], self._clock())
+        if part.source is not Source.LIVE:
+            return self._fall_back(key, part)
+        return self._keep(key, part, cacheable=may_cache(answer))
+
+    async def _call(
+        self, request: OutboundRequest, call_deadline: float
+    ) -> TransportResponse | TransportFailure | Part:
+        if not self.breaker.allow():
+            return failure(
+                Outcome.UNAVAILABLE,
+                ErrorKind.CIRCUIT_OPEN,
+                f"circuit open after {self.breaker.consecutive_failures} consecutive failures",
+            )
+        healthy = False
+        try:
+            answer = await self._send(request)
+            self._budget.deposit()
+            if self._should_retry(answer, call_deadline):
+                self.stats.retries += 1
+                await asyncio.sleep(self._rng.uniform(0, self._backoff))
+                answer = await self._send(request)
+            healthy = _healthy(answer)
+        finally:
+            self.breaker.record(success=healthy)
+        return answer
+
+    def _should_retry(self, answer: TransportResponse | TransportFailure, deadline: float) -> bool:
+        return (
+            isinstance(answer, TransportFailure)
+            and answer.retryable
+            and self._retry
+            and asyncio.get_running_loop().time() + self._backoff < deadline
+            and self._budget.withdraw()
+        )
+
+    async def _send(self, request: OutboundRequest) -> TransportResponse | TransportFailure:
+        try:
+            return await self._transport(request)
+        except Exception as exc:  # an injected transport must not fail the whole status
+            return TransportFailure(
+                Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"transport error: {type(exc).__name__}"
+            )
+
+    def _keep(self, key: Key, part: Part, *, cacheable: bool) -> Part:
+        held = self._cache.known_good(key)
+        if (
+            held is not None
+            and held.view is not None
+            and part.view is not None
+            and part.view.version < held.view.version
+        ):
+            detail = (
+                f"answered version {part.view.version}, older than version "
+                f"{held.view.version} already seen; the newer one is shown"
+            )
+            self.stats.stale_served += 1
+            return replace(
+                held,
+                source=Source.STALE,
+                error=PartError(kind=ErrorKind.VERSION_REGRESSION, detail=detail),
+            )
+        if cacheable:
+            self._cache.store(key, part)
+        return part
+
+    def _fall_back(self, key: Key, failed: Part) -> Part:
+        held = self._cache.known_good(key)
+        if held is None:
+            return failed
+        self.stats.stale_served += 1
+        return replace(held, outcome=failed.outcome, source=Source.STALE, error=failed.error)
+
+    async def aclose(self) -> None:
+        """Cancel the calls still in flight and wait until they have ended."""
+        tasks = [flight.task for flight in self._inflight.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _healthy(answer: TransportResponse | TransportFailure) -> bool:
+    """Whether the participant looked able to serve: what the circuit breaker counts."""
+    if isinstance(answer, TransportFailure):
+        return answer.outcome is not Outcome.UNAVAILABLE
+    return answer.status < 500 and answer.status != 429

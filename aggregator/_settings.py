@@ -1,0 +1,197 @@
+"""Settings: pydantic models, built in code or read from one TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._errors import ConfigError
+from ._ids import DEFAULT_ID_PATTERN, IdPolicy
+from ._rules import (
+    BUILTIN_DEFINITIONS,
+    AnomalyRule,
+    ParticipantDef,
+    StatusRule,
+    WorkflowDefinition,
+    when,
+)
+
+PLACEHOLDER = "{workflow_id}"
+
+Millis = Annotated[int, Field(gt=0, le=3_600_000)]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProtectionSettings(_Settings):
+    """How a participant is protected from us (and we from it)."""
+
+    max_concurrency: int = Field(32, ge=1, description="Calls in flight at once (bulkhead).")
+    rate_limit: int | None = Field(None, ge=1, description="Calls per second; none: unlimited.")
+    breaker_threshold: int = Field(5, ge=1, description="Consecutive failures that open it.")
+    breaker_reset_ms: Millis = 5_000
+    breaker_probes: int = Field(1, ge=1, description="Calls let through when half-open.")
+    retry: bool = Field(True, description="Retry once on a connection error.")
+    retry_backoff_ms: Millis = 50
+    retry_budget_ratio: float = Field(0.2, ge=0, le=1, description="Retries per call, at most.")
+    retry_budget_min: int = Field(10, ge=0, description="Retries always allowed in reserve.")
+
+
+class ParticipantSettings(_Settings):
+    url: str = Field(description=f"URL template holding {PLACEHOLDER} once, in the path.")
+    timeout_ms: Millis = 500
+    max_body_bytes: int = Field(262_144, ge=1_024, le=64 * 1024 * 1024)
+    protection: ProtectionSettings = ProtectionSettings()
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if url.count(PLACEHOLDER) != 1:
+            raise ValueError(f"must hold {PLACEHOLDER} exactly once")
+        parts = urlsplit(url.replace(PLACEHOLDER, "id"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if PLACEHOLDER not in urlsplit(url).path:
+            raise ValueError(f"{PLACEHOLDER} must be in the path")
+        return url
+
+
+class CacheSettings(_Settings):
+    ttl_ms: Millis = Field(2_000, description="How long a part is served from the cache.")
+    terminal_ttl_ms: Millis = Field(10_000, description="The same, for a part in a final state.")
+    stale_ms: Millis = Field(60_000, description="How long a last good part may stand in.")
+    max_entries: int = Field(20_000, ge=1, description="Per participant, per store.")
+
+
+class DeclaredParticipant(_Settings):
+    states: list[str] = Field(min_length=1)
+    terminal: list[str] = []
+
+
+class DeclaredRule(_Settings):
+    status: str = Field(min_length=1)
+    when: dict[str, list[str]]
+
+
+class DeclaredAnomaly(_Settings):
+    code: str = Field(min_length=1)
+    message: str = Field(min_length=1)
+    when: dict[str, list[str]]
+
+
+class DeclaredWorkflow(_Settings):
+    """A workflow declared in configuration; its participants use the generic contract."""
+
+    participants: dict[str, DeclaredParticipant] = Field(min_length=1)
+    rules: list[DeclaredRule] = Field(min_length=1)
+    anomalies: list[DeclaredAnomaly] = []
+    fallback: str = "unknown"
+
+    def build(self, name: str) -> WorkflowDefinition:
+        return WorkflowDefinition(
+            name=name,
+            participants=tuple(
+                ParticipantDef(key, tuple(p.states), frozenset(p.terminal))
+                for key, p in self.participants.items()
+            ),
+            rules=tuple(StatusRule(r.status, when(**r.when)) for r in self.rules),
+            anomalies=tuple(AnomalyRule(a.code, a.message, when(**a.when)) for a in self.anomalies),
+            fallback=self.fallback,
+        )
+
+
+class Settings(_Settings):
+    """Everything the aggregator needs; the defaults are the documented ones.
+
+    >>> settings = Settings(participants={
+    ...     "payment": {"url": "http://127.0.0.1:8101/payments/{workflow_id}"},
+    ...     "inventory": {"url": "http://127.0.0.1:8102/reservations/{workflow_id}"},
+    ...     "shipping": {"url": "http://127.0.0.1:8103/shipments/{workflow_id}"},
+    ... })
+    >>> settings.participants["payment"].timeout_ms
+    500
+    """
+
+    workflow: str = Field("order_fulfilment", description="The definition to derive status with.")
+    workflows: dict[str, DeclaredWorkflow] = {}
+    participants: dict[str, ParticipantSettings]
+    deadline_ms: Millis = Field(1_000, description="Overall time for one status.")
+    id_pattern: str = DEFAULT_ID_PATTERN
+    max_concurrent_statuses: int = Field(16, ge=1, description="status_many's concurrency.")
+    cache: CacheSettings = CacheSettings()
+
+    @field_validator("id_pattern")
+    @classmethod
+    def _check_pattern(cls, pattern: str) -> str:
+        try:
+            IdPolicy(pattern)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("id_pattern: ")) from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _check_participants(self) -> Self:
+        try:
+            definition = self.definition()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        missing = [name for name in definition.by_name if name not in self.participants]
+        extra = [name for name in self.participants if name not in definition.by_name]
+        if missing:
+            raise ValueError(
+                f"workflow {definition.name!r} needs participants {missing} configured"
+            )
+        if extra:
+            raise ValueError(f"participants {extra} are not in workflow {definition.name!r}")
+        return self
+
+    def definition(self) -> WorkflowDefinition:
+        """The workflow definition these settings choose."""
+        declared = self.workflows.get(self.workflow)
+        if declared is not None:
+            return declared.build(self.workflow)
+        builtin = BUILTIN_DEFINITIONS.get(self.workflow)
+        if builtin is None:
+            known = sorted({*BUILTIN_DEFINITIONS, *self.workflows})
+            raise ConfigError(f"workflow: {self.workflow!r} is not defined; known: {known}")
+        return builtin
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, origin: str = "settings") -> Settings:
+        """Validate plain data; any problem becomes one ConfigError naming the field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"{origin}: {_first_problem(exc)}") from None
+
+    @classmethod
+    def from_toml(cls, text: str, *, origin: str = "settings") -> Settings:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+        return cls.from_mapping(data, origin=origin)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Settings:
+        """Read a TOML file; a missing or invalid file raises ConfigError."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        return cls.from_toml(text, origin=str(path))
+
+
+def _first_problem(exc: ValidationError) -> str:
+    item = exc.errors(include_url=False)[0]
+    where = ".".join(str(step) for step in item["loc"])
+    message = item["msg"].removeprefix("Value error, ")
+    more = exc.error_count() - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{where}: {message}{suffix}" if where else f"{message}{suffix}"
