@@ -1,0 +1,1 @@
+"""Reference participant services: payment, inventory and shipping."""
