@@ -11,10 +11,11 @@ Example::
 from ._aggregator import StatusAggregator
 from ._breaker import BreakerState, CircuitBreaker
 from ._errors import AggregatorError, ConfigError, InvalidWorkflowId, NotOpen
+from ._http_client import AiohttpTransport
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
 from ._merge import merge
 from ._part import Part
-from ._participant import ParticipantStats
+from ._participant import Observer, ParticipantStats
 from ._rules import (
     ABSENT,
     BUILTIN_DEFINITIONS,
@@ -26,14 +27,15 @@ from ._rules import (
     when,
 )
 from ._settings import (
+    AuthSettings,
     CacheSettings,
     DeclaredWorkflow,
+    GatewaySettings,
     ParticipantSettings,
     ProtectionSettings,
     Settings,
 )
 from ._transport import (
-    AiohttpTransport,
     OutboundRequest,
     Transport,
     TransportFailure,
@@ -48,14 +50,17 @@ __all__ = [
     "AggregatorError",
     "AiohttpTransport",
     "AnomalyRule",
+    "AuthSettings",
     "BreakerState",
     "CacheSettings",
     "CircuitBreaker",
     "ConfigError",
     "DeclaredWorkflow",
+    "GatewaySettings",
     "IdPolicy",
     "InvalidWorkflowId",
     "NotOpen",
+    "Observer",
     "OutboundRequest",
     "Part",
     "ParticipantDef",

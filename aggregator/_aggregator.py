@@ -8,16 +8,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 
-from contracts import WorkflowStatus
+from contracts import Source, WorkflowStatus
 
 from ._breaker import BreakerState
 from ._errors import NotOpen
+from ._http_client import AiohttpTransport
 from ._ids import IdPolicy
 from ._merge import merge
 from ._part import Part
-from ._participant import ParticipantClient, ParticipantStats
+from ._participant import Observer, ParticipantClient, ParticipantStats
 from ._settings import Settings
-from ._transport import AiohttpTransport, Transport
+from ._transport import Transport
 
 USER_AGENT = "choreography-status-aggregator/0.1"
 BASE_HEADERS = {
@@ -38,7 +39,8 @@ class StatusAggregator:
 
     ``transport`` replaces the network (tests pass an async function);
     ``clock`` returns epoch seconds and drives ages, cache lifetimes and the
-    circuit breakers; ``rng`` drives retry jitter.
+    circuit breakers; ``rng`` drives retry jitter; ``observer`` is told about
+    every upstream call (the gateway's metrics use it).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class StatusAggregator:
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self.definition = settings.definition()
@@ -55,6 +58,7 @@ class StatusAggregator:
         self._deadline = settings.deadline_ms / 1000
         self._clock = clock
         self._rng = rng or random.Random()
+        self._observer = observer
         self._given_transport = transport
         self._own_transport: AiohttpTransport | None = None
         self._clients: tuple[ParticipantClient, ...] = ()
@@ -73,6 +77,7 @@ class StatusAggregator:
                 clock=self._clock,
                 rng=self._rng,
                 base_headers=BASE_HEADERS,
+                observer=self._observer,
             )
             for participant in self.definition.participants
         )
@@ -92,7 +97,23 @@ class StatusAggregator:
 
     @property
     def is_open(self) -> bool:
-        return bool(self._clients)
+        """Inside ``async with``, with its outbound session (if it owns one) open."""
+        own = self._own_transport
+        return bool(self._clients) and (own is None or own.is_open)
+
+    def remaining_freshness(self, status: WorkflowStatus) -> float:
+        """Seconds until the first shown part of ``status`` leaves the cache (0 if any is stale)."""
+        cache = self.settings.cache
+        remaining = float("inf")
+        for name, part in status.participants.items():
+            if part.source is None:
+                continue
+            if part.source is Source.STALE:
+                return 0.0
+            final = part.state in self.definition.by_name[name].terminal
+            ttl = (cache.terminal_ttl_ms if final else cache.ttl_ms) / 1000
+            remaining = min(remaining, ttl - (part.age_ms or 0) / 1000)
+        return max(0.0, remaining) if remaining != float("inf") else 0.0
 
     def check_id(self, workflow_id: str) -> str:
         """Validate an id; return it as a URL path segment or raise InvalidWorkflowId."""

@@ -12,6 +12,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from asyncio_throttle.throttler import Throttler
 
@@ -26,6 +27,12 @@ from ._settings import CacheSettings, ParticipantSettings
 from ._transport import OutboundRequest, Transport, TransportFailure, TransportResponse
 
 Key = tuple[str, str]  # (scope, workflow id)
+
+
+class Observer(Protocol):
+    """Told about every upstream call as it ends (metrics, tracing). Must not block."""
+
+    def fetched(self, participant: str, part: Part, seconds: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -81,6 +88,7 @@ class ParticipantClient:
         clock: Callable[[], float],
         rng: random.Random,
         base_headers: Mapping[str, str],
+        observer: Observer | None = None,
     ) -> None:
         self.participant = participant
         self.name = participant.name
@@ -91,6 +99,7 @@ class ParticipantClient:
         self._clock = clock
         self._rng = rng
         self._base_headers = dict(base_headers)
+        self._observer = observer
         protection = settings.protection
         self._retry = protection.retry
         self._backoff = protection.retry_backoff_ms / 1000
@@ -169,7 +178,23 @@ class ParticipantClient:
     ) -> Part:
         """One protected call, ending by ``call_deadline`` (event-loop time) at the latest."""
         self.stats.fetches += 1
-        started = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        part, cacheable = await self._ask(key[1], segment, started, call_deadline, headers)
+        if self._observer is not None:
+            self._observer.fetched(self.name, part, loop.time() - started)
+        if part.source is not Source.LIVE:
+            return self._fall_back(key, part)
+        return self._keep(key, part, cacheable=cacheable)
+
+    async def _ask(
+        self,
+        workflow_id: str,
+        segment: str,
+        started: float,
+        call_deadline: float,
+        headers: Mapping[str, str],
+    ) -> tuple[Part, bool]:
         request = OutboundRequest(
             url=self._template.replace("{workflow_id}", segment),
             headers={**self._base_headers, **headers},
@@ -190,15 +215,13 @@ class ParticipantClient:
                 ErrorKind.BULKHEAD_FULL: "too many calls in flight to this participant",
                 ErrorKind.THROTTLED: "rate limit reached for this participant",
             }.get(stage, f"no answer within {round((call_deadline - started) * 1000)} ms")
-            return self._fall_back(key, failure(Outcome.UNAVAILABLE, stage, detail))
+            return failure(Outcome.UNAVAILABLE, stage, detail), False
         if isinstance(answer, Part):  # the breaker refused the call
-            return self._fall_back(key, answer)
+            return answer, False
         if isinstance(answer, TransportFailure):
-            return self._fall_back(key, failure(answer.outcome, answer.kind, answer.detail))
-        part = interpret(answer, self.participant, key[1], self._clock())
-        if part.source is not Source.LIVE:
-            return self._fall_back(key, part)
-        return self._keep(key, part, cacheable=may_cache(answer))
+            return failure(answer.outcome, answer.kind, answer.detail), False
+        part = interpret(answer, self.participant, workflow_id, self._clock())
+        return part, may_cache(answer)
 
     async def _call(
         self, request: OutboundRequest, call_deadline: float

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import EnvSettingsSource
 
 from ._errors import ConfigError
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
@@ -21,6 +24,10 @@ from ._rules import (
 )
 
 PLACEHOLDER = "{workflow_id}"
+ENV_PREFIX = "STATUS_AGGREGATOR_"
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,512}")
+_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 Millis = Annotated[int, Field(gt=0, le=3_600_000)]
 
@@ -106,6 +113,56 @@ class DeclaredWorkflow(_Settings):
         )
 
 
+class AuthSettings(_Settings):
+    """Who may ask the gateway, and as which tenant. Off by default."""
+
+    enabled: bool = False
+    keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="API key or bearer token -> tenant. Keep them out of the file: "
+        'STATUS_AGGREGATOR_GATEWAY__AUTH__KEYS=\'{"<token>": "<tenant>"}\'.',
+    )
+    tenant_header: str = Field("X-Tenant-ID", description="Sent to participants; set by us.")
+
+    @field_validator("keys")
+    @classmethod
+    def _check_keys(cls, keys: dict[str, str]) -> dict[str, str]:
+        for token, tenant in keys.items():
+            if not _TOKEN.fullmatch(token):
+                raise ValueError("a key must be 16 to 512 characters of A-Z a-z 0-9 . _ ~ + / = -")
+            if not _TENANT.fullmatch(tenant):
+                raise ValueError(
+                    f"tenant {tenant!r} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
+                )
+        return keys
+
+    @field_validator("tenant_header")
+    @classmethod
+    def _check_header(cls, name: str) -> str:
+        if not _HEADER.fullmatch(name):
+            raise ValueError("must be a header name of letters, digits and dashes")
+        return name
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> Self:
+        if self.enabled and not self.keys:
+            raise ValueError("auth is enabled but no keys are configured")
+        return self
+
+
+class GatewaySettings(_Settings):
+    """The HTTP gateway's own settings; the embedded library ignores them."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65_535)
+    max_concurrent_requests: int = Field(512, ge=1, description="Beyond it: a fast 503.")
+    max_batch: int = Field(100, ge=1, le=1_000, description="Ids in one batch request.")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After on a 503.")
+    shutdown_timeout_ms: Millis = Field(10_000, description="Grace for in-flight requests.")
+    log_format: Literal["text", "json"] = "text"
+    auth: AuthSettings = AuthSettings()
+
+
 class Settings(_Settings):
     """Everything the aggregator needs; the defaults are the documented ones.
 
@@ -125,6 +182,7 @@ class Settings(_Settings):
     id_pattern: str = DEFAULT_ID_PATTERN
     max_concurrent_statuses: int = Field(16, ge=1, description="status_many's concurrency.")
     cache: CacheSettings = CacheSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     @field_validator("id_pattern")
     @classmethod
@@ -171,21 +229,56 @@ class Settings(_Settings):
             raise ConfigError(f"{origin}: {_first_problem(exc)}") from None
 
     @classmethod
-    def from_toml(cls, text: str, *, origin: str = "settings") -> Settings:
+    def from_toml(
+        cls, text: str, *, origin: str = "settings", env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Parse TOML text; with ``env``, its STATUS_AGGREGATOR_* variables override values."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+        if env is not None:
+            data = _deep_merge(data, _env_overrides(env, origin))
         return cls.from_mapping(data, origin=origin)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Settings:
-        """Read a TOML file; a missing or invalid file raises ConfigError."""
+    def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None) -> Settings:
+        """Read a TOML file; a missing or invalid file raises ConfigError.
+
+        Pass ``env=os.environ`` to let environment variables override single values:
+        ``STATUS_AGGREGATOR_DEADLINE_MS=800``, nested keys joined by ``__``, as in
+        ``STATUS_AGGREGATOR_PARTICIPANTS__PAYMENT__URL``.
+        """
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        return cls.from_toml(text, origin=str(path))
+        return cls.from_toml(text, origin=str(path), env=env)
+
+
+def _env_overrides(env: Mapping[str, str], origin: str) -> dict[str, Any]:
+    source = EnvSettingsSource(
+        Settings,  # type: ignore[arg-type]  # reads the fields; any pydantic model will do
+        case_sensitive=False,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_parse_none_str="null",
+    )
+    source.env_vars = {name.lower(): value for name, value in env.items()}
+    try:
+        return source()
+    except Exception as exc:  # pydantic-settings reports unparsable JSON values this way
+        raise ConfigError(f"{origin}: environment: {exc}") from None
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _first_problem(exc: ValidationError) -> str:

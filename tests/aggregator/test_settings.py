@@ -94,3 +94,35 @@ when = { flight = ["booked"] }
         ConfigError, match=r"no status rule covers the states \['flight.requested'\]"
     ):
         Settings.from_toml(text)
+
+
+def test_environment_variables_override_single_values() -> None:
+    env = {
+        "STATUS_AGGREGATOR_DEADLINE_MS": "250",
+        "STATUS_AGGREGATOR_PARTICIPANTS__PAYMENT__TIMEOUT_MS": "77",
+        "STATUS_AGGREGATOR_GATEWAY__AUTH__ENABLED": "true",
+        "STATUS_AGGREGATOR_GATEWAY__AUTH__KEYS": '{"k-0123456789abcdef": "acme"}',
+        "UNRELATED": "x",
+    }
+    settings = Settings.from_toml(MINIMAL, env=env)
+    assert settings.deadline_ms == 250
+    payment = settings.participants["payment"]
+    assert payment.timeout_ms == 77
+    assert payment.url == "http://127.0.0.1:8101/payments/{workflow_id}"  # the rest is kept
+    assert settings.gateway.auth.keys == {"k-0123456789abcdef": "acme"}
+    assert Settings.from_toml(MINIMAL).deadline_ms == 1000  # no env: no override
+
+
+@pytest.mark.parametrize(
+    ("gateway", "message"),
+    [
+        ("[gateway.auth]\nenabled = true\n", "auth is enabled but no keys are configured"),
+        ('[gateway.auth]\nkeys = { "short" = "a" }\n', "a key must be 16 to 512 characters"),
+        ('[gateway.auth]\nkeys = { "0123456789abcdefg" = "a b" }\n', "tenant 'a b' must be"),
+        ('[gateway.auth]\ntenant_header = "X Tenant"\n', "must be a header name"),
+        ('[gateway]\nlog_format = "xml"\n', "gateway.log_format: Input should be 'text' or 'json'"),
+    ],
+)
+def test_gateway_mistakes_are_named(gateway: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_toml(MINIMAL + gateway)

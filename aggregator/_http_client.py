@@ -1,0 +1,113 @@
+"""The production transport: aiohttp's client, pooled, capped and without surprises."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import aiohttp
+from yarl import URL
+
+from contracts import ErrorKind, Outcome
+
+from ._transport import OutboundRequest, TransportFailure, TransportResponse
+
+
+class AiohttpTransport:
+    """The production transport: one pooled ``aiohttp.ClientSession``.
+
+    Redirects are not followed, cookies are never stored, bodies are not
+    decompressed (we ask for ``identity``) and are read up to a byte cap.
+
+    Example::
+
+        async with AiohttpTransport() as transport:
+            answer = await transport(OutboundRequest(url, {}, 0.5, 262_144))
+    """
+
+    def __init__(self, *, connection_limit: int = 256) -> None:
+        self._connection_limit = connection_limit
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AiohttpTransport:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connection_limit),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            trust_env=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None and not self._session.closed
+
+    async def __call__(self, request: OutboundRequest) -> TransportResponse | TransportFailure:
+        if self._session is None:
+            raise RuntimeError("AiohttpTransport used outside 'async with'")
+        try:
+            async with self._session.get(
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=request.timeout),
+            ) as response:
+                limit = request.max_body_bytes
+                length = response.content_length
+                if length is not None and length > limit:
+                    return _too_large(limit)
+                chunks: list[bytes] = []
+                size = 0
+                while chunk := await response.content.read(limit + 1 - size):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > limit:
+                        return _too_large(limit)
+                body = b"".join(chunks)
+                headers = {name.lower(): value for name, value in response.headers.items()}
+                return TransportResponse(response.status, headers, body)
+        except TimeoutError:
+            return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.TIMEOUT, "no answer in time")
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            return TransportFailure(
+                Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"cannot connect: {reason}", True
+            )
+        except aiohttp.ServerDisconnectedError:
+            return TransportFailure(
+                Outcome.UNAVAILABLE,
+                ErrorKind.CONNECTION,
+                "connection closed before an answer",
+                True,
+            )
+        except aiohttp.ClientResponseError as exc:
+            return TransportFailure(
+                Outcome.INVALID,
+                ErrorKind.UNEXPECTED_RESPONSE,
+                f"malformed HTTP answer: {exc.message}",
+            )
+        except aiohttp.ClientPayloadError:
+            return TransportFailure(
+                Outcome.UNAVAILABLE,
+                ErrorKind.CONNECTION,
+                "connection broken while reading the body",
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return TransportFailure(
+                Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"connection error: {type(exc).__name__}"
+            )
+
+
+def _too_large(limit: int) -> TransportFailure:
+    return TransportFailure(
+        Outcome.INVALID, ErrorKind.BODY_TOO_LARGE, f"body larger than {limit} bytes"
+    )
