@@ -3,6 +3,7 @@
 Depends on pydantic only, so a participant team can import it without the aggregator.
 """
 
+from ._api import BatchEntry, BatchRequest, BatchResponse, Problem
 from ._status import (
     Anomaly,
     ErrorKind,
@@ -30,6 +31,9 @@ __all__ = [
     "BUILTIN_VIEWS",
     "CONTRACT_VERSION",
     "Anomaly",
+    "BatchEntry",
+    "BatchRequest",
+    "BatchResponse",
     "ErrorKind",
     "GenericView",
     "InventoryState",
@@ -40,6 +44,7 @@ __all__ = [
     "ParticipantView",
     "PaymentState",
     "PaymentView",
+    "Problem",
     "ReservedItem",
     "ShippingState",
     "ShippingView",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ._api import BatchRequest, BatchResponse, Problem
 from ._status import WorkflowStatus
 from ._views import CONTRACT_VERSION, GenericView, InventoryView, PaymentView, ShippingView
 
@@ -18,6 +19,9 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     f"shipping.{CONTRACT_VERSION}.json": ShippingView,
     f"generic.{CONTRACT_VERSION}.json": GenericView,
     f"workflow-status.{CONTRACT_VERSION}.json": WorkflowStatus,
+    f"batch-request.{CONTRACT_VERSION}.json": BatchRequest,
+    f"batch-response.{CONTRACT_VERSION}.json": BatchResponse,
+    f"problem.{CONTRACT_VERSION}.json": Problem,
 }
 
 

@@ -5,24 +5,13 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from typing import Any
 
 from aiohttp import web
 
 from aggregator import StatusAggregator
 from contracts import ErrorKind, Outcome, Source, WorkflowStatus
 from tests.helpers import body, settings
-from tests.integration.conftest import Behaviour, LoopbackParticipants
-
-
-def answer(participant: str, state: str, **extra: Any) -> Behaviour:
-    async def respond(request: web.Request) -> web.StreamResponse:
-        workflow_id = request.path.rsplit("/", 1)[1]
-        return web.Response(
-            body=body(participant, workflow_id, state, **extra), content_type="application/json"
-        )
-
-    return respond
+from tests.loopback import LoopbackParticipants, answer, healthy
 
 
 async def status_of(
@@ -30,14 +19,6 @@ async def status_of(
 ) -> WorkflowStatus:
     async with StatusAggregator(settings(server.urls(), **overrides)) as agg:
         return await agg.status(workflow_id)
-
-
-def healthy(participants: LoopbackParticipants) -> None:
-    participants.behaviours.update(
-        payment=answer("payment", "captured"),
-        inventory=answer("inventory", "reserved"),
-        shipping=answer("shipping", "in_transit"),
-    )
 
 
 async def test_normal_answers(participants: LoopbackParticipants) -> None:

@@ -1,0 +1,3 @@
+from tests.loopback import closed_port, participants
+
+__all__ = ["closed_port", "participants"]
