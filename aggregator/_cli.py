@@ -1,0 +1,261 @@
+"""``status-aggregator``: serve the gateway, ask for one status, check a configuration.
+
+Exit codes: 0 success; 1 the answer is not a status (not found, unavailable,
+gateway unreachable, port taken); 2 a usage, configuration or id mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+from contracts import WorkflowStatus
+
+from ._aggregator import StatusAggregator
+from ._errors import AggregatorError, ConfigError
+from ._settings import Settings
+
+PROG = "status-aggregator"
+CONFIG_ENV = "STATUS_AGGREGATOR_CONFIG"
+log = logging.getLogger("aggregator.cli")
+
+
+class CliError(Exception):
+    """A one-line message for the user, and the exit code to leave with."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _config_path(given: str | None) -> Path:
+    return Path(given or os.environ.get(CONFIG_ENV) or "aggregator.toml")
+
+
+def load_settings(path: Path) -> Settings:
+    """The file's settings with STATUS_AGGREGATOR_* environment overrides applied."""
+    try:
+        return Settings.from_file(path, env=os.environ)
+    except ConfigError as exc:
+        raise CliError(str(exc), 2) from None
+
+
+# --- serve -------------------------------------------------------------------------
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _banner(message: str) -> str:
+    return message.replace("=", "").replace("(Press CTRL+C to quit)", "").strip()
+
+
+def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from .gateway import configure_logging, create_app
+
+    configure_logging(settings.gateway.log_format)
+    try:
+        web.run_app(
+            create_app(settings),
+            host=host,
+            port=port,
+            reuse_port=reuse_port or None,
+            shutdown_timeout=settings.gateway.shutdown_timeout_ms / 1000,
+            access_log=None,
+            print=lambda message: log.info("%s", _banner(message)),
+            loop=_new_loop(),
+        )
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
+
+
+def _serve_worker(settings: Settings, host: str, port: int) -> None:
+    try:
+        _serve_one(settings, host, port, reuse_port=True)
+    except CliError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        sys.exit(exc.code)
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    if workers == 1:
+        _serve_one(settings, host, port, reuse_port=False)
+        return 0
+    if port == 0:
+        raise CliError("--workers needs a fixed --port: the workers share it", 2)
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_serve_worker, args=(settings, host, port), name=f"worker-{n}")
+        for n in range(workers)
+    ]
+    for child in children:
+        child.start()
+
+    def stop(signum: int, _: object) -> None:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
+    return max(child.exitcode or 0 for child in children)
+
+
+# --- status ------------------------------------------------------------------------
+
+
+async def _from_gateway(base_url: str, workflow_id: str, api_key: str | None) -> dict[str, Any]:
+    url = f"{base_url.rstrip('/')}/workflows/{quote(workflow_id, safe='')}/status"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    timeout = aiohttp.ClientTimeout(total=10)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, headers=headers) as response,
+        ):
+            payload = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise CliError(f"cannot read {url}: {reason}", 1) from None
+    if response.status != 200:
+        code = 2 if response.status in (400, 401) else 1
+        detail = payload.get("detail", "") if isinstance(payload, dict) else ""
+        raise CliError(f"HTTP {response.status}: {detail}", code)
+    if not isinstance(payload, dict):
+        raise CliError(f"{url} did not answer a status", 1)
+    return payload
+
+
+async def _embedded(settings: Settings, workflow_id: str) -> dict[str, Any]:
+    async with StatusAggregator(settings) as agg:
+        return (await agg.status(workflow_id)).model_dump(mode="json")
+
+
+def render_table(status: WorkflowStatus, console: Console) -> None:
+    complete = "complete" if status.complete else "incomplete"
+    console.print(
+        f"[bold]{status.workflow_id}[/bold]: [bold cyan]{status.status}[/bold cyan] ({complete}; "
+        f"workflow {status.workflow}, decided by {', '.join(status.derived_from) or 'nothing'})"
+    )
+    table = Table(show_edge=False)
+    for column in ("participant", "outcome", "source", "age", "state", "version", "error"):
+        table.add_column(column)
+    for name, part in status.participants.items():
+        age = "-" if part.age_ms is None else f"{part.age_ms / 1000:.1f}s"
+        error = f"{part.error.kind}: {part.error.detail}" if part.error else ""
+        table.add_row(
+            name,
+            part.outcome,
+            part.source or "-",
+            age,
+            part.state or "-",
+            "-" if part.version is None else str(part.version),
+            error,
+        )
+    console.print(table)
+    for anomaly in status.anomalies:
+        console.print(f"[yellow]anomaly {anomaly.code}[/yellow]: {anomaly.message}")
+
+
+def show_status(args: argparse.Namespace) -> int:
+    if args.gateway:
+        payload = asyncio.run(_from_gateway(args.gateway, args.workflow_id, args.api_key))
+    else:
+        settings = load_settings(_config_path(args.config))
+        try:
+            payload = asyncio.run(_embedded(settings, args.workflow_id))
+        except AggregatorError as exc:
+            raise CliError(str(exc), 2) from None
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    render_table(WorkflowStatus.model_validate(payload), Console())
+    return 0
+
+
+# --- check-config ------------------------------------------------------------------
+
+
+def check_config(path: Path) -> int:
+    settings = load_settings(path)
+    definition = settings.definition()
+    print(
+        f"{path}: ok (workflow {definition.name}; participants "
+        f"{', '.join(definition.by_name)}; gateway {settings.gateway.host}:{settings.gateway.port})"
+    )
+    return 0
+
+
+# --- entry point -------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Reconstruct choreographed workflows' status on demand."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("serve", help="run the HTTP gateway")
+    run.add_argument("--config", help=f"TOML file (default: ${CONFIG_ENV} or aggregator.toml)")
+    run.add_argument("--host", help="address to listen on (default: gateway.host)")
+    run.add_argument("--port", type=int, help="port to listen on (default: gateway.port)")
+    run.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    run.add_argument("--log-json", action="store_true", help="log JSON lines")
+
+    one = commands.add_parser("status", help="show one workflow's status")
+    one.add_argument("workflow_id")
+    source = one.add_mutually_exclusive_group()
+    source.add_argument("--gateway", metavar="URL", help="ask a running gateway")
+    source.add_argument("--config", help="ask the participants directly, with this file")
+    one.add_argument("--api-key", help="credential for a gateway with authentication on")
+    one.add_argument("--json", action="store_true", help="print the JSON answer")
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings = load_settings(_config_path(args.config))
+            if args.log_json:
+                gateway = settings.gateway.model_copy(update={"log_format": "json"})
+                settings = settings.model_copy(update={"gateway": gateway})
+            if args.workers < 1:
+                raise CliError("--workers must be at least 1", 2)
+            host = args.host or settings.gateway.host
+            port = settings.gateway.port if args.port is None else args.port
+            return serve(settings, host, port, args.workers)
+        if args.command == "status":
+            return show_status(args)
+        return check_config(Path(args.file))
+    except CliError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130

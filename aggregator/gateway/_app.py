@@ -1,0 +1,329 @@
+"""The HTTP gateway: a thin aiohttp layer over one StatusAggregator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import ValidationError
+
+from aggregator._aggregator import StatusAggregator
+from aggregator._errors import InvalidWorkflowId
+from aggregator._settings import Settings
+from aggregator._transport import Transport
+from contracts import BatchEntry, BatchRequest, BatchResponse, Problem
+
+from ._auth import Authenticator
+from ._logs import REQUEST_ID, access_log, log
+from ._metrics import CONTENT_TYPE, GatewayMetrics
+from ._openapi import openapi_document
+from ._problems import problem, problem_body
+from ._render import COMPLETE_HEADER, http_status, status_response
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_BODY_LIMIT = 256 * 1024
+
+
+@dataclass(slots=True)
+class Gateway:
+    """What the handlers share; one per application."""
+
+    settings: Settings
+    aggregator: StatusAggregator
+    auth: Authenticator
+    metrics: GatewayMetrics
+    openapi: bytes
+    active: int = 0  # workflow requests being answered
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+TENANT = web.RequestKey("tenant", str)
+
+
+def _route_of(request: web.Request) -> str:
+    route = request.match_info.route
+    resource = route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _http_error(exc: web.HTTPException) -> web.Response:
+    if exc.status == 405:
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ())))
+        return problem(
+            "method-not-allowed",
+            405,
+            "this resource does not answer that method",
+            headers={"Allow": allowed},
+        )
+    if exc.status == 413:
+        return problem(
+            "payload-too-large", 413, f"request bodies are limited to {_BODY_LIMIT} bytes"
+        )
+    if exc.status == 404:
+        return problem("not-found", 404, "no such resource")
+    return (
+        problem("invalid-request", 400, exc.reason or "invalid request")
+        if exc.status < 500
+        else problem("internal-error", 500, "the request could not be answered")
+    )
+
+
+@web.middleware
+async def _context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, access log, metrics; every error becomes a problem body."""
+    gateway = request.app[GATEWAY]
+    offered = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    token = REQUEST_ID.set(request_id)
+    started = time.perf_counter()
+    gateway.metrics.in_flight.inc()
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = _http_error(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unexpected error answering %s %s", request.method, request.path)
+            response = problem("internal-error", 500, "the request could not be answered")
+        response.headers[REQUEST_ID_HEADER] = request_id
+        elapsed = time.perf_counter() - started
+        route = _route_of(request)
+        gateway.metrics.observe_request(route, request.method, response.status, elapsed)
+        access_log.info(
+            "%s %s %d %.1fms complete=%s",
+            request.method,
+            request.path_qs[:200],
+            response.status,
+            elapsed * 1000,
+            response.headers.get(COMPLETE_HEADER, "-"),
+            extra={
+                "method": request.method,
+                "path": request.path[:200],
+                "status": response.status,
+                "latency_ms": round(elapsed * 1000, 2),
+                "complete": response.headers.get(COMPLETE_HEADER),
+            },
+        )
+        return response
+    finally:
+        gateway.metrics.in_flight.dec()
+        REQUEST_ID.reset(token)
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Overload and authentication, for the workflow routes only."""
+    if not request.path.startswith("/workflows/"):
+        return await handler(request)
+    gateway = request.app[GATEWAY]
+    limits = gateway.settings.gateway
+    if gateway.active >= limits.max_concurrent_requests:
+        return problem(
+            "overloaded",
+            503,
+            f"more than {limits.max_concurrent_requests} requests in flight",
+            headers={"Retry-After": str(limits.retry_after_s)},
+        )
+    tenant = gateway.auth.tenant(request)
+    if tenant is None:
+        return problem(
+            "unauthorized",
+            401,
+            "send a known key as 'Authorization: Bearer <token>' or 'X-API-Key: <key>'",
+            headers={"WWW-Authenticate": 'Bearer realm="status-aggregator"'},
+        )
+    request[TENANT] = tenant
+    gateway.active += 1
+    try:
+        return await handler(request)
+    finally:
+        gateway.active -= 1
+
+
+def _outbound_headers(request: web.Request, gateway: Gateway) -> dict[str, str]:
+    """The only headers participants get from us; nothing is copied from the client."""
+    headers = {REQUEST_ID_HEADER: REQUEST_ID.get()}
+    traceparent = request.headers.get("traceparent", "")
+    if _TRACEPARENT.fullmatch(traceparent):
+        headers["traceparent"] = traceparent
+    tenant: str = request[TENANT]
+    if gateway.auth.enabled:
+        headers[gateway.settings.gateway.auth.tenant_header] = tenant
+    return headers
+
+
+async def get_status(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    aggregator = gateway.aggregator
+    workflow_id = request.match_info["workflow_id"]
+    try:
+        status = await aggregator.status(
+            workflow_id, scope=request[TENANT], headers=_outbound_headers(request, gateway)
+        )
+    except InvalidWorkflowId as exc:
+        return problem("invalid-workflow-id", 400, str(exc))
+    return status_response(
+        request,
+        status,
+        freshness=aggregator.remaining_freshness(status),
+        retry_after=gateway.settings.gateway.retry_after_s,
+    )
+
+
+async def post_batch(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    aggregator = gateway.aggregator
+    limit = gateway.settings.gateway.max_batch
+    try:
+        batch = BatchRequest.model_validate_json(await request.read())
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(step) for step in first["loc"]) or "body"
+        return problem("invalid-request", 400, f"{where}: {first['msg']}")
+    if len(batch.ids) > limit:
+        return problem("batch-too-large", 400, f"{len(batch.ids)} ids given; at most {limit}")
+    entries: list[BatchEntry | None] = []
+    valid: list[str] = []
+    for workflow_id in batch.ids:
+        try:
+            aggregator.check_id(workflow_id)
+        except InvalidWorkflowId as exc:
+            bad = problem_body("invalid-workflow-id", 400, str(exc))
+            entries.append(BatchEntry(workflow_id=workflow_id[:128], http_status=400, problem=bad))
+        else:
+            entries.append(None)
+            valid.append(workflow_id)
+    statuses = iter(
+        await aggregator.status_many(
+            valid, scope=request[TENANT], headers=_outbound_headers(request, gateway)
+        )
+    )
+    results = []
+    for entry in entries:
+        if entry is None:
+            status = next(statuses)
+            code = http_status(status)
+            entry = BatchEntry(
+                workflow_id=status.workflow_id,
+                http_status=code,
+                status=status if code == 200 else None,
+                problem=None if code == 200 else _batch_problem(code),
+            )
+        results.append(entry)
+    return web.Response(
+        body=BatchResponse(results=results).model_dump_json().encode(),
+        content_type="application/json",
+    )
+
+
+def _batch_problem(code: int) -> Problem:
+    if code == 404:
+        return problem_body(
+            "workflow-not-found", 404, "no participant has a record of this workflow"
+        )
+    return problem_body(
+        "participants-unavailable",
+        503,
+        "no participant could be read and nothing cached can stand in",
+    )
+
+
+async def healthz(_: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    aggregator = gateway.aggregator
+    if not aggregator.is_open:
+        return problem("not-ready", 503, "the outbound session is not open")
+    circuits = {
+        name: {"circuit": str(state)} for name, state in aggregator.breaker_states().items()
+    }
+    return web.json_response(
+        {"status": "ready", "workflow": aggregator.definition.name, "participants": circuits}
+    )
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    body = request.app[GATEWAY].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=request.app[GATEWAY].openapi, content_type="application/json")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The gateway application; its aggregator opens on startup and closes on cleanup.
+
+    ``transport`` and ``clock`` are passed to the aggregator (tests replace them).
+    """
+    gateway_metrics = GatewayMetrics()
+    aggregator = StatusAggregator(
+        settings, transport=transport, clock=clock, observer=gateway_metrics
+    )
+    gateway_metrics.watch(aggregator)
+    document = openapi_document(
+        max_batch=settings.gateway.max_batch, auth=settings.gateway.auth.enabled
+    )
+    app = web.Application(middlewares=[_context, _guard], client_max_size=_BODY_LIMIT)
+    app[GATEWAY] = Gateway(
+        settings=settings,
+        aggregator=aggregator,
+        auth=Authenticator(settings.gateway.auth),
+        metrics=gateway_metrics,
+        openapi=json.dumps(document, indent=2).encode(),
+    )
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        async with aggregator:
+            logging.getLogger("aggregator.gateway").info(
+                "aggregator open: workflow %s, participants %s",
+                aggregator.definition.name,
+                ", ".join(aggregator.definition.by_name),
+            )
+            yield
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_post("/workflows/status:batch", post_batch)
+    app.router.add_get("/workflows/{workflow_id:.+}/status", get_status, allow_head=False)
+    app.router.add_get("/healthz", healthz, allow_head=False)
+    app.router.add_get("/readyz", readyz, allow_head=False)
+    app.router.add_get("/metrics", metrics, allow_head=False)
+    app.router.add_get("/openapi.json", openapi, allow_head=False)
+    return app
+
+
+async def gunicorn_app() -> web.Application:
+    """An app factory for gunicorn's aiohttp workers, configured from the environment.
+
+    ``gunicorn 'aggregator.gateway:gunicorn_app' --worker-class
+    aiohttp.GunicornUVLoopWebWorker``; the file is ``$STATUS_AGGREGATOR_CONFIG``.
+    """
+    import os
+
+    from aggregator._cli import CONFIG_ENV
+
+    from ._logs import configure_logging
+
+    settings = Settings.from_file(os.environ.get(CONFIG_ENV, "aggregator.toml"), env=os.environ)
+    configure_logging(settings.gateway.log_format)
+    return create_app(settings)

@@ -1,0 +1,101 @@
+"""Prometheus metrics: the gateway's requests and each participant's calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from aggregator._aggregator import StatusAggregator
+from aggregator._breaker import BreakerState
+from aggregator._part import Part
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class _AggregatorCollector(Collector):
+    """Reads the aggregator's own counters at scrape time: nothing on the hot path."""
+
+    def __init__(self, aggregator: StatusAggregator) -> None:
+        self._aggregator = aggregator
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._aggregator.stats()
+        counters = {
+            "cache_hits": ("Parts served from the fresh cache.", "cache_hits"),
+            "cache_misses": ("Upstream calls started (cache misses).", "fetches"),
+            "coalesced_waits": ("Callers that joined a call already in flight.", "coalesced"),
+            "stale_served": ("Parts served stale because a live fetch failed.", "stale_served"),
+            "retries": ("Retries after connection errors.", "retries"),
+        }
+        for name, (help_text, attribute) in counters.items():
+            family = CounterMetricFamily(
+                f"aggregator_participant_{name}", help_text, labels=["participant"]
+            )
+            for participant, counts in stats.items():
+                family.add_metric([participant], getattr(counts, attribute))
+            yield family
+        parts = CounterMetricFamily(
+            "aggregator_participant_parts",
+            "Parts in answers, by outcome.",
+            labels=["participant", "outcome"],
+        )
+        for participant, counts in stats.items():
+            for outcome, count in sorted(counts.outcomes.items()):
+                parts.add_metric([participant, str(outcome)], count)
+        yield parts
+        circuit = GaugeMetricFamily(
+            "aggregator_participant_circuit_state",
+            "1 for the circuit breaker's current state.",
+            labels=["participant", "state"],
+        )
+        for participant, current in self._aggregator.breaker_states().items():
+            for state in BreakerState:
+                circuit.add_metric([participant, state.value], 1.0 if state is current else 0.0)
+        yield circuit
+
+
+class GatewayMetrics:
+    """One registry per gateway, so several gateways in a process never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "aggregator_http_requests",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "aggregator_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "aggregator_http_requests_in_flight", "Requests being answered.", registry=self.registry
+        )
+        self.calls = Histogram(
+            "aggregator_participant_call_duration_seconds",
+            "Upstream calls to participants, by outcome.",
+            ["participant", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch(self, aggregator: StatusAggregator) -> None:
+        self.registry.register(_AggregatorCollector(aggregator))
+
+    def fetched(self, participant: str, part: Part, seconds: float) -> None:
+        self.calls.labels(participant, str(part.outcome)).observe(seconds)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

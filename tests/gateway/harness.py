@@ -1,0 +1,43 @@
+"""A real gateway on 127.0.0.1 and a client session pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from aggregator import Settings
+from aggregator.gateway import create_app
+from tests.helpers import settings as make_settings
+from tests.loopback import LoopbackParticipants
+
+
+@dataclass
+class Running:
+    url: str
+    client: aiohttp.ClientSession
+    app: web.Application
+
+
+@asynccontextmanager
+async def running_gateway(
+    settings: Settings, *, clock: Callable[[], float] | None = None
+) -> AsyncIterator[Running]:
+    app = create_app(settings, clock=clock) if clock else create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession(base_url=url) as client:
+            yield Running(url, client, app)
+    finally:
+        await runner.cleanup()
+
+
+def gateway_settings(server: LoopbackParticipants, **overrides: Any) -> Settings:
+    return make_settings(server.urls(), **overrides)

@@ -1,0 +1,232 @@
+"""The status-aggregator command, run as a user runs it: a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.gateway.harness import gateway_settings, running_gateway
+from tests.loopback import LoopbackParticipants, healthy
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(path: Path, server: LoopbackParticipants, port: int = 0, extra: str = "") -> Path:
+    lines = [extra, "[gateway]", 'host = "127.0.0.1"', f"port = {port}"]
+    for name, url in server.urls().items():
+        lines += [f"[participants.{name}]", f'url = "{url}"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aggregator",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@asynccontextmanager
+async def serving(*args: str, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aggregator",
+        "serve",
+        *args,
+        "--port",
+        str(port),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as client:
+            for _ in range(200):
+                try:
+                    async with client.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the gateway did not become ready")
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def refused(port: int) -> None:
+    """Return once new connections to the port are refused."""
+    for _ in range(400):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            return
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"port {port} still accepts connections")
+
+
+async def test_check_config(tmp_path: Path, participants: LoopbackParticipants) -> None:
+    good = write_config(tmp_path / "good.toml", participants)
+    code, out, err = await run("check-config", str(good))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"{good}: ok (workflow order_fulfilment; participants payment,")
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace("port = 0", "port = 70000"))
+    code, out, err = await run("check-config", str(bad))
+    assert code == 2 and out == ""
+    assert (
+        err
+        == f"status-aggregator: {bad}: gateway.port: Input should be less than or equal to 65535\n"
+    )
+
+
+async def test_invalid_configuration_stops_serve_with_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.toml"
+    code, _, err = await run("serve", "--config", str(missing))
+    assert code == 2 and err.count("\n") == 1 and "cannot read" in err
+    code, _, err = await run(
+        "serve", "--config", str(missing), env={"STATUS_AGGREGATOR_CONFIG": str(missing)}
+    )
+    assert code == 2
+
+
+async def test_environment_overrides_a_single_value(
+    tmp_path: Path, participants: LoopbackParticipants
+) -> None:
+    config = write_config(tmp_path / "a.toml", participants)
+    code, out, _ = await run(
+        "check-config", str(config), env={"STATUS_AGGREGATOR_GATEWAY__PORT": "9123"}
+    )
+    assert code == 0 and "gateway 127.0.0.1:9123" in out
+    code, _, err = await run(
+        "check-config", str(config), env={"STATUS_AGGREGATOR_DEADLINE_MS": "soon"}
+    )
+    assert code == 2 and "deadline_ms: Input should be a valid integer" in err
+
+
+async def test_a_taken_port_is_one_line(tmp_path: Path, participants: LoopbackParticipants) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path / "a.toml", participants)
+        code, _, err = await run("serve", "--config", str(config), "--port", str(port))
+    assert code == 1
+    assert (
+        err.strip().splitlines()[-1]
+        == (f"status-aggregator: cannot listen on 127.0.0.1:{port}: address already in use")
+        or "address already in use" in err.lower()
+    )
+    assert "Traceback" not in err
+
+
+async def test_serve_answers_logs_and_shuts_down_gracefully(
+    tmp_path: Path, participants: LoopbackParticipants
+) -> None:
+    healthy(participants)
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=404)
+
+    config = write_config(tmp_path / "a.toml", participants, extra="deadline_ms = 5000")
+    port = free_port()
+    async with serving("--config", str(config), "--log-json", port=port) as process:
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as client:
+            async with client.get(
+                f"{base}/workflows/order-7/status", headers={"X-Request-ID": "cli-req-1"}
+            ) as response:
+                assert response.status == 200
+                assert (await response.json())["status"] == "in_transit"
+            participants.behaviours["payment"] = slow
+            in_flight = asyncio.create_task(client.get(f"{base}/workflows/order-8/status"))
+            await participants.until_received(6)
+            process.send_signal(signal.SIGTERM)
+            await refused(port)  # it stops accepting while the request is still in flight
+            release.set()
+            finished = await in_flight
+            assert finished.status == 200
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        assert process.stderr is not None
+        lines = [json.loads(line) for line in (await process.stderr.read()).decode().splitlines()]
+    access = [line for line in lines if line["logger"] == "aggregator.access"]
+    first = next(line for line in access if line["request_id"] == "cli-req-1")
+    assert first["status"] == 200 and first["complete"] == "true"
+    assert first["path"] == "/workflows/order-7/status" and first["latency_ms"] >= 0
+    assert all(line["request_id"] for line in lines)
+
+
+async def test_serve_with_two_workers_sharing_the_port(
+    tmp_path: Path, participants: LoopbackParticipants
+) -> None:
+    config = write_config(tmp_path / "a.toml", participants)
+    port = free_port()
+    async with serving("--config", str(config), "--workers", "2", port=port) as process:
+        async with aiohttp.ClientSession() as client:
+            for _ in range(10):
+                async with client.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_status_from_a_gateway_and_embedded(
+    tmp_path: Path, participants: LoopbackParticipants
+) -> None:
+    healthy(participants)
+    async with running_gateway(gateway_settings(participants)) as gw:
+        code, table, err = await run("status", "order-42", "--gateway", gw.url)
+        assert (code, err) == (0, "")
+        code, raw, _ = await run("status", "order-42", "--gateway", gw.url, "--json")
+        assert code == 0 and json.loads(raw)["status"] == "in_transit"
+        participants.behaviours.clear()
+        code, _, err = await run("status", "order-43", "--gateway", gw.url)
+        assert code == 1 and err.startswith("status-aggregator: HTTP 404:")
+        code, _, err = await run("status", "../x", "--gateway", gw.url)
+        assert code == 2 and "HTTP 400" in err
+    assert "order-42: in_transit (complete;" in table
+    for row in ("payment", "inventory", "shipping", "captured", "reserved"):
+        assert row in table
+
+    healthy(participants)
+    config = write_config(tmp_path / "a.toml", participants)
+    code, raw, _ = await run("status", "order-9", "--config", str(config), "--json")
+    assert code == 0 and json.loads(raw)["participants"]["payment"]["state"] == "captured"
+    code, _, err = await run("status", "a/b", "--config", str(config))
+    assert code == 2 and "is not allowed" in err
+
+
+@pytest.mark.parametrize("args", [["status", "x", "--gateway", "http://127.0.0.1:1"]])
+async def test_an_unreachable_gateway_is_one_line(args: list[str]) -> None:
+    code, _, err = await run(*args)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("status-aggregator: cannot read")

@@ -1,0 +1,290 @@
+"""GET /workflows/{id}/status and friends, end to end over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import jsonschema
+import pytest
+from aiohttp import web
+
+from aggregator.testing import ManualClock
+from contracts import Problem, WorkflowStatus
+from tests.gateway.harness import gateway_settings, running_gateway
+from tests.loopback import LoopbackParticipants, answer, healthy
+
+PROBLEM = "application/problem+json"
+
+
+async def problem_of(response: object) -> Problem:
+    assert isinstance(response, __import__("aiohttp").ClientResponse)
+    assert response.content_type == PROBLEM
+    return Problem.model_validate(await response.json(content_type=None))
+
+
+async def test_a_full_status_with_its_headers(participants: LoopbackParticipants) -> None:
+    healthy(participants)
+    async with running_gateway(gateway_settings(participants), clock=ManualClock()) as gw:
+        response = await gw.client.get("/workflows/order-42/status")
+        status = WorkflowStatus.model_validate(await response.json())
+    assert response.status == 200
+    assert status.status == "in_transit" and status.complete
+    assert response.headers["X-Workflow-Complete"] == "true"
+    assert response.headers["Cache-Control"] == "max-age=2"
+    assert response.headers["Age"] == "0"
+    assert response.headers["ETag"].startswith('W/"')
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+async def test_cached_parts_age_and_the_etag_answers_304(
+    participants: LoopbackParticipants,
+) -> None:
+    healthy(participants)
+    clock = ManualClock()
+    async with running_gateway(gateway_settings(participants), clock=clock) as gw:
+        first = await gw.client.get("/workflows/order-42/status")
+        tag = first.headers["ETag"]
+        clock.advance(1.2)
+        second = await gw.client.get("/workflows/order-42/status")
+        again = await gw.client.get("/workflows/order-42/status", headers={"If-None-Match": tag})
+        clock.advance(1.0)
+        participants.behaviours["shipping"] = answer("shipping", "delivered", version=2)
+        changed = await gw.client.get("/workflows/order-42/status", headers={"If-None-Match": tag})
+    assert second.status == 200 and second.headers["ETag"] == tag
+    assert second.headers["Age"] == "1"
+    assert second.headers["Cache-Control"] == "max-age=2"  # 1.2 s old + 0.8 s left
+    assert again.status == 304 and again.headers["ETag"] == tag
+    assert await again.read() == b""
+    assert changed.status == 200 and changed.headers["ETag"] != tag
+    assert len(participants.requests_to("shipping")) == 2
+
+
+async def test_an_incomplete_answer_is_not_stored(
+    participants: LoopbackParticipants, closed_port: int
+) -> None:
+    healthy(participants)
+    dead = {"url": f"http://127.0.0.1:{closed_port}/p/{{workflow_id}}"}
+    async with running_gateway(
+        gateway_settings(participants, participants={"payment": dead})
+    ) as gw:
+        response = await gw.client.get("/workflows/order-42/status")
+        status = WorkflowStatus.model_validate(await response.json())
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Workflow-Complete"] == "false"
+    assert status.participants["payment"].outcome == "unavailable"
+
+
+async def test_every_participant_without_a_record_is_404(
+    participants: LoopbackParticipants,
+) -> None:
+    async with running_gateway(gateway_settings(participants)) as gw:
+        response = await gw.client.get("/workflows/order-0/status")
+        body = await problem_of(response)
+    assert response.status == 404
+    assert body.type == "urn:status-aggregator:problem:workflow-not-found"
+    assert body.model_extra == {"workflow_id": "order-0"}
+
+
+async def test_nothing_reachable_is_503_with_retry_after(closed_port: int) -> None:
+    dead = f"http://127.0.0.1:{closed_port}"
+    urls = {
+        "payment": f"{dead}/p/{{workflow_id}}",
+        "inventory": f"{dead}/i/{{workflow_id}}",
+        "shipping": f"{dead}/s/{{workflow_id}}",
+    }
+    from tests.helpers import settings
+
+    async with running_gateway(settings(urls)) as gw:
+        response = await gw.client.get("/workflows/order-1/status")
+        body = await problem_of(response)
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    assert body.type.endswith(":participants-unavailable")
+    assert body.model_extra is not None
+    assert body.model_extra["participants"]["payment"]["error"]["kind"] == "connection"
+
+
+async def test_a_stale_part_keeps_the_answer_200(participants: LoopbackParticipants) -> None:
+    healthy(participants)
+    clock = ManualClock()
+    async with running_gateway(gateway_settings(participants), clock=clock) as gw:
+        await gw.client.get("/workflows/order-42/status")
+
+        async def down(_: web.Request) -> web.StreamResponse:
+            return web.Response(status=503)
+
+        participants.behaviours.update(payment=down, inventory=down, shipping=down)
+        clock.advance(7)
+        response = await gw.client.get("/workflows/order-42/status")
+        status = WorkflowStatus.model_validate(await response.json())
+    assert response.status == 200
+    assert {p.source for p in status.participants.values()} == {"stale"}
+    assert response.headers["Age"] == "7" and response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/workflows/..%2Fadmin/status",
+        "/workflows/a%2Fb/status",
+        "/workflows/a/b/status",
+        "/workflows/x%3Fy=1/status",
+        "/workflows/%252e%252e/status",
+        "/workflows/a%00b/status",
+        "/workflows/%C3%BCnicode/status",
+        "/workflows/" + "a" * 200 + "/status",
+    ],
+)
+async def test_bad_ids_are_400_and_reach_no_participant(
+    participants: LoopbackParticipants, raw_path: str
+) -> None:
+    async with running_gateway(gateway_settings(participants)) as gw:
+        from yarl import URL
+
+        response = await gw.client.get(URL(gw.url + raw_path, encoded=True))
+        body = await problem_of(response)
+    assert response.status == 400
+    assert body.type.endswith(":invalid-workflow-id")
+    assert participants.received == []
+
+
+async def test_unknown_routes_and_methods_are_problems(participants: LoopbackParticipants) -> None:
+    async with running_gateway(gateway_settings(participants)) as gw:
+        missing = await gw.client.get("/nowhere")
+        wrong = await gw.client.delete("/workflows/order-1/status")
+        missing_body, wrong_body = await problem_of(missing), await problem_of(wrong)
+    assert missing.status == 404 and missing_body.type.endswith(":not-found")
+    assert wrong.status == 405 and wrong_body.type.endswith(":method-not-allowed")
+    assert wrong.headers["Allow"] == "GET"
+
+
+async def test_batch(participants: LoopbackParticipants) -> None:
+    participants.behaviours["payment"] = answer("payment", "captured")
+    async with running_gateway(gateway_settings(participants)) as gw:
+        response = await gw.client.post(
+            "/workflows/status:batch", json={"ids": ["order-1", "../x", "order-2"]}
+        )
+        payload = await response.json()
+    assert response.status == 200
+    results = payload["results"]
+    assert [r["workflow_id"] for r in results] == ["order-1", "../x", "order-2"]
+    assert [r["http_status"] for r in results] == [200, 400, 200]
+    assert results[0]["status"]["status"] == "paid"
+    assert results[1]["problem"]["type"].endswith(":invalid-workflow-id")
+    assert results[1]["status"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "slug", "detail"),
+    [
+        ({"ids": [f"o-{i}" for i in range(101)]}, "batch-too-large", "101 ids given; at most 100"),
+        ({"ids": []}, "invalid-request", "ids: List should have at least 1 item"),
+        ({"ids": "order-1"}, "invalid-request", "ids: Input should be a valid array"),
+        ({"ids": [1]}, "invalid-request", "ids.0: Input should be a valid string"),
+        ({"workflows": ["a"]}, "invalid-request", "ids: Field required"),
+        ("not json", "invalid-request", "Invalid JSON"),
+    ],
+)
+async def test_bad_batches_are_400(
+    participants: LoopbackParticipants, body: object, slug: str, detail: str
+) -> None:
+    async with running_gateway(gateway_settings(participants)) as gw:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        response = await gw.client.post("/workflows/status:batch", data=data)
+        problem = await problem_of(response)
+    assert response.status == 400
+    assert problem.type.endswith(f":{slug}") and detail in problem.detail
+    assert participants.received == []
+
+
+async def test_an_oversized_request_body_is_413(participants: LoopbackParticipants) -> None:
+    async with running_gateway(gateway_settings(participants)) as gw:
+        response = await gw.client.post("/workflows/status:batch", data=b"x" * 300_000)
+        problem = await problem_of(response)
+    assert response.status == 413 and problem.type.endswith(":payload-too-large")
+
+
+async def test_health_readiness_and_metrics(participants: LoopbackParticipants) -> None:
+    healthy(participants)
+    async with running_gateway(gateway_settings(participants)) as gw:
+        await gw.client.get("/workflows/order-1/status")
+        await gw.client.get("/workflows/order-1/status")
+        alive = await gw.client.get("/healthz")
+        ready = await gw.client.get("/readyz")
+        ready_body = await ready.json()
+        scraped = await (await gw.client.get("/metrics")).text()
+    assert alive.status == 200 and (await alive.json()) == {"status": "alive"}
+    assert ready.status == 200
+    assert ready_body["participants"]["payment"] == {"circuit": "closed"}
+    for line in (
+        'aggregator_http_requests_total{method="GET",'
+        'route="/workflows/{workflow_id}/status",status="200"} 2.0',
+        'aggregator_participant_cache_hits_total{participant="payment"} 1.0',
+        'aggregator_participant_cache_misses_total{participant="shipping"} 1.0',
+        'aggregator_participant_coalesced_waits_total{participant="payment"} 0.0',
+        'aggregator_participant_stale_served_total{participant="payment"} 0.0',
+        'aggregator_participant_parts_total{outcome="ok",participant="inventory"} 2.0',
+        'aggregator_participant_circuit_state{participant="payment",state="closed"} 1.0',
+        'aggregator_participant_call_duration_seconds_count{outcome="ok",'
+        'participant="payment"} 1.0',
+        "aggregator_http_requests_in_flight 1.0",
+    ):
+        assert line in scraped, line
+    assert "aggregator_http_request_duration_seconds_bucket" in scraped
+
+
+async def test_openapi_describes_the_real_answers(participants: LoopbackParticipants) -> None:
+    healthy(participants)
+    participants.behaviours["shipping"] = answer("shipping", "delivered", carrier=None)
+    async with running_gateway(gateway_settings(participants)) as gw:
+        document = await (await gw.client.get("/openapi.json")).json()
+        ok = await (await gw.client.get("/workflows/order-1/status")).json()
+        bad = await (await gw.client.get("/workflows/..%2F/status")).json(content_type=None)
+        batch = await (
+            await gw.client.post("/workflows/status:batch", json={"ids": ["a", "-"]})
+        ).json()
+    assert document["openapi"] == "3.1.0"
+
+    def validate(instance: object, model: str) -> None:
+        schema = {"$ref": f"#/components/schemas/{model}", "components": document["components"]}
+        jsonschema.Draft202012Validator(schema).validate(instance)
+
+    validate(ok, "WorkflowStatus")
+    validate(bad, "Problem")
+    validate(batch, "BatchResponse")
+    with pytest.raises(jsonschema.ValidationError):
+        validate({**ok, "complete": "yes"}, "WorkflowStatus")
+    paths = document["paths"]
+    assert set(paths["/workflows/{workflow_id}/status"]["get"]["responses"]) == {
+        "200",
+        "304",
+        "400",
+        "401",
+        "404",
+        "503",
+    }
+
+
+async def test_overload_is_a_fast_503(participants: LoopbackParticipants) -> None:
+    release = asyncio.Event()
+
+    async def slow(_: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=404)
+
+    participants.behaviours.update(payment=slow, inventory=slow, shipping=slow)
+    settings = gateway_settings(participants, gateway={"max_concurrent_requests": 2})
+    async with running_gateway(settings) as gw:
+        held = [asyncio.create_task(gw.client.get(f"/workflows/o-{i}/status")) for i in range(2)]
+        await participants.until_received(6)
+        refused = await gw.client.get("/workflows/o-9/status")
+        body = await problem_of(refused)
+        release.set()
+        answered = [await task for task in held]
+        after = await gw.client.get("/workflows/o-9/status")
+    assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+    assert body.type.endswith(":overloaded")
+    assert [r.status for r in answered] == [404, 404]
+    assert after.status == 404
