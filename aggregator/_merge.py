@@ -62,11 +62,19 @@ def merge(
 ) -> WorkflowStatus:
     """Derive one workflow status from every participant's part.
 
+    The status is derived from every part that can be shown, stale ones included;
+    anomalies only from the parts that are current (live or cache).
+
     ``parts`` holds one entry per participant of the definition; ``now`` is the
     clock's time in epoch seconds, used for ages and ``generated_at``.
     """
     known = {name: known_state(part) for name, part in parts.items()}
     status, derived_from = definition.derive(known)
+    # A stale part may lag behind the others; comparing it with them would report
+    # contradictions that are only its age.
+    current = {
+        name: state if parts[name].source in _CURRENT else None for name, state in known.items()
+    }
     return WorkflowStatus(
         workflow_id=workflow_id,
         workflow=definition.name,
@@ -75,5 +83,5 @@ def merge(
         generated_at=datetime.fromtimestamp(now, UTC),
         derived_from=derived_from,
         participants={name: render_part(part, now) for name, part in parts.items()},
-        anomalies=(*definition.detect(known), *_regressions(parts)),
+        anomalies=(*definition.detect(current), *_regressions(parts)),
     )

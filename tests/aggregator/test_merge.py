@@ -126,6 +126,23 @@ def test_contradictions_are_reported() -> None:
     assert status.anomalies[0].participants == ("shipping", "payment")
 
 
+def test_stale_parts_decide_the_status_but_raise_no_anomaly() -> None:
+    stale = live("payment", "authorized", age=4.0)
+    status = run(
+        payment=Part(
+            Outcome.UNAVAILABLE,
+            Source.STALE,
+            stale.view,
+            stale.fetched_at,
+            PartError(kind=ErrorKind.TIMEOUT, detail="no answer in time"),
+        ),
+        inventory=live("inventory", "reserved"),
+        shipping=live("shipping", "scheduled"),
+    )
+    assert status.status == "shipment_scheduled"
+    assert status.anomalies == ()  # authorized 4 s ago says nothing about now
+
+
 def test_a_version_regression_becomes_an_anomaly() -> None:
     held = live("payment", "captured", version=5, age=3.0)
     regressed = Part(
