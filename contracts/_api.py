@@ -32,7 +32,11 @@ class BatchRequest(BaseModel):
 
 
 class BatchEntry(BaseModel):
-    """One id's answer: the status (200) or the problem (400, 404, 503) it would have had."""
+    """One id's answer, with the HTTP status the single endpoint would have given.
+
+    ``status`` is there whenever the id was valid (for 404 and 503 too, so the
+    parts say why); ``problem`` whenever ``http_status`` is not 200.
+    """
 
     model_config = ConfigDict(frozen=True)
 

@@ -218,7 +218,7 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
             entry = BatchEntry(
                 workflow_id=status.workflow_id,
                 http_status=code,
-                status=status if code == 200 else None,
+                status=status,
                 problem=None if code == 200 else _batch_problem(code),
             )
         results.append(entry)

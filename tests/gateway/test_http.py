@@ -162,6 +162,13 @@ async def test_unknown_routes_and_methods_are_problems(participants: LoopbackPar
 
 async def test_batch(participants: LoopbackParticipants) -> None:
     participants.behaviours["payment"] = answer("payment", "captured")
+
+    async def only_order_1(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/order-1"):
+            return await answer("payment", "captured")(request)
+        return web.Response(status=404)
+
+    participants.behaviours["payment"] = only_order_1
     async with running_gateway(gateway_settings(participants)) as gw:
         response = await gw.client.post(
             "/workflows/status:batch", json={"ids": ["order-1", "../x", "order-2"]}
@@ -170,10 +177,12 @@ async def test_batch(participants: LoopbackParticipants) -> None:
     assert response.status == 200
     results = payload["results"]
     assert [r["workflow_id"] for r in results] == ["order-1", "../x", "order-2"]
-    assert [r["http_status"] for r in results] == [200, 400, 200]
-    assert results[0]["status"]["status"] == "paid"
+    assert [r["http_status"] for r in results] == [200, 400, 404]
+    assert results[0]["status"]["status"] == "paid" and results[0]["problem"] is None
     assert results[1]["problem"]["type"].endswith(":invalid-workflow-id")
     assert results[1]["status"] is None
+    assert results[2]["problem"]["type"].endswith(":workflow-not-found")
+    assert results[2]["status"]["participants"]["payment"]["outcome"] == "not_found"
 
 
 @pytest.mark.parametrize(
