@@ -87,7 +87,8 @@ def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> No
             loop=_new_loop(),
         )
     except OSError as exc:
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
+        reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+        raise CliError(f"cannot listen on {host}:{port}: {reason}", 1) from None
 
 
 def _serve_worker(settings: Settings, host: str, port: int) -> None:
@@ -235,10 +236,25 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
+    commands.add_parser("demo", help="the live choreography demo (see 'demo --help')")
+    commands.add_parser(
+        "participants", help="run the reference participants (see 'participants --help')"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The demo and the reference participants sit above the library; they are
+    # reached from here for convenience and imported only when asked for.
+    if argv[:1] == ["demo"]:
+        from demo import main as demo_main
+
+        return demo_main(argv[1:])
+    if argv[:1] == ["participants"]:
+        from participants.__main__ import main as participants_main
+
+        return participants_main(argv[1:], prog=f"{PROG} participants")
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
