@@ -30,8 +30,9 @@ lint: install-test
 test: lint
 	$(VENV)/bin/pytest
 
+# make demo DEMO_ARGS="--duration 30" ends by itself with a summary.
 demo: install
-	$(PY) examples/embedding.py
+	$(VENV)/bin/status-aggregator demo $(DEMO_ARGS)
 
 schemas: install
 	$(PY) -m contracts schemas

@@ -1,1 +1,42 @@
-"""Reference participant services: payment, inventory and shipping."""
+"""Reference payment, inventory and shipping services that choreograph an order.
+
+Each keeps its own SQLite database, reacts to events on a bus and never calls
+another; each serves its query API exactly as ``contracts`` defines it.
+"""
+
+from ._bus import Bus, InProcessBus
+from ._chance import Chance
+from ._choreography import (
+    DEFAULT_PORTS,
+    SERVICES,
+    Choreography,
+    ChoreographyConfig,
+    ListenError,
+)
+from ._events import Event, EventType, order_placed
+from ._service import Faults, Participant
+from ._store import Record, Store
+from .inventory import InventoryService
+from .payment import PaymentService
+from .shipping import ShippingService
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "SERVICES",
+    "Bus",
+    "Chance",
+    "Choreography",
+    "ChoreographyConfig",
+    "Event",
+    "EventType",
+    "Faults",
+    "InProcessBus",
+    "InventoryService",
+    "ListenError",
+    "Participant",
+    "PaymentService",
+    "Record",
+    "ShippingService",
+    "Store",
+    "order_placed",
+]

@@ -1,0 +1,300 @@
+"""The live demo: participants choreograph orders, the gateway reconstructs them.
+
+Everything the view shows is read through the gateway's batch endpoint, the
+way any client would read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import aiohttp
+from rich.console import Console, RenderableType
+from rich.live import Live
+
+from aggregator import Settings, StatusAggregator
+from aggregator.gateway import GATEWAY, create_app
+from contracts import BatchResponse
+from participants import Chance, Choreography, ChoreographyConfig, ListenError
+from participants._choreography import listen
+
+from ._tracker import Tracker
+from ._view import PARTICIPANTS, plain_line, screen
+
+PROG = "status-aggregator demo"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    duration: float | None = None
+    seed: int = 1
+    host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    payment_port: int = 8101
+    inventory_port: int = 8102
+    shipping_port: int = 8103
+    order_every: float = 1.0
+    outage_every: float = 12.0
+    outage_for: float = 5.0
+    min_delay: float = 0.5
+    max_delay: float = 2.5
+    refresh_every: float = 0.5
+    db_dir: Path | None = None
+    plain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    orders: int
+    outcomes: dict[str, int]
+    anomalies: dict[str, int]
+    cache_hits: int
+    cache_misses: int
+    coalesced: int
+    outages: int
+
+    @property
+    def cache_hit_ratio(self) -> float:
+        asked = self.cache_hits + self.cache_misses
+        return self.cache_hits / asked if asked else 0.0
+
+    def lines(self) -> list[str]:
+        outcomes = ", ".join(f"{name} {count}" for name, count in sorted(self.outcomes.items()))
+        anomalies = ", ".join(f"{code} x{n}" for code, n in sorted(self.anomalies.items()))
+        return [
+            "summary",
+            f"  orders placed: {self.orders}",
+            f"  outcomes: {outcomes or 'none'}",
+            f"  anomalies seen: {sum(self.anomalies.values())}"
+            + (f" ({anomalies})" if anomalies else ""),
+            f"  cache hit ratio: {self.cache_hit_ratio:.0%} "
+            f"({self.cache_hits} hits, {self.cache_misses} upstream calls)",
+            f"  coalesced calls: {self.coalesced}",
+            f"  outages staged: {self.outages}",
+        ]
+
+
+class Demo:
+    def __init__(self, options: Options, out: TextIO, live: bool) -> None:
+        self.options = options
+        self.out = out
+        self.live = live
+        self.tracker = Tracker()
+        self.outage: str | None = None
+        self.outages = 0
+        self.stop = asyncio.Event()
+
+    def _say(self, line: str) -> None:
+        if not self.live:
+            print(line, file=self.out, flush=True)
+
+    async def run(self) -> Summary:
+        o = self.options
+        config = ChoreographyConfig(
+            host=o.host,
+            ports={
+                "payment": o.payment_port,
+                "inventory": o.inventory_port,
+                "shipping": o.shipping_port,
+            },
+            db_dir=o.db_dir,
+            chance=Chance(seed=o.seed, min_delay=o.min_delay, max_delay=o.max_delay),
+            admin=True,
+        )
+        async with Choreography(config) as run:
+            settings = Settings.model_validate(
+                {
+                    "deadline_ms": 600,
+                    "participants": {
+                        name: {
+                            "url": url,
+                            "timeout_ms": 250,
+                            "protection": {"breaker_reset_ms": 1000},
+                        }
+                        for name, url in run.urls.items()
+                    },
+                    "gateway": {"host": o.host, "port": o.gateway_port},
+                }
+            )
+            app = create_app(settings)
+            runner = await listen(app, o.host, o.gateway_port, "the gateway")
+            try:
+                url = f"http://{o.host}:{runner.addresses[0][1]}"
+                return await self._drive(run, url, app[GATEWAY].aggregator)
+            finally:
+                await runner.cleanup()
+
+    async def _drive(
+        self, run: Choreography, gateway_url: str, aggregator: StatusAggregator
+    ) -> Summary:
+        self._say(f"gateway {gateway_url}")
+        self._say(f"try: curl -s {gateway_url}/workflows/order-0001/status")
+        self._say(f"or:  status-aggregator status order-0001 --gateway {gateway_url}")
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop.set)
+        async with aiohttp.ClientSession() as client:
+            background = [
+                asyncio.create_task(self._place(run)),
+                asyncio.create_task(self._stage_outages(run, client)),
+            ]
+            try:
+                await self._watch(client, gateway_url, aggregator)
+            finally:  # an outage under way ends as its task is cancelled
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+            await self._refresh(client, gateway_url)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        return self._summary(aggregator)
+
+    async def _watch(
+        self, client: aiohttp.ClientSession, gateway_url: str, aggregator: StatusAggregator
+    ) -> None:
+        """Read the orders through the gateway and show them, until stopped or out of time."""
+        every = self.options.refresh_every
+        duration = self.options.duration
+        deadline = None if duration is None else time.monotonic() + duration
+        console = Console(file=self.out, force_terminal=True)
+        live = Live(console=console, auto_refresh=False) if self.live else None
+        with live or contextlib.nullcontext():
+            while not self.stop.is_set():
+                await self._refresh(client, gateway_url)
+                if live is not None:
+                    live.update(self._screen(gateway_url, aggregator), refresh=True)
+                wait = every if deadline is None else min(every, deadline - time.monotonic())
+                if wait <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), wait)
+
+    def _footer(self, aggregator: StatusAggregator) -> str:
+        summary = self._summary(aggregator)
+        outcomes = "  ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
+        return (
+            f"placed {summary.orders}  {outcomes}  |  anomalies {sum(summary.anomalies.values())}"
+            f"  |  cache hits {summary.cache_hit_ratio:.0%}  coalesced {summary.coalesced}"
+        )
+
+    def _screen(self, gateway_url: str, aggregator: StatusAggregator) -> RenderableType:
+        return screen(
+            self.tracker,
+            gateway_url=gateway_url,
+            outage=self.outage,
+            footer=self._footer(aggregator),
+        )
+
+    def _summary(self, aggregator: StatusAggregator) -> Summary:
+        stats = aggregator.stats().values()
+        return Summary(
+            orders=len(self.tracker.order),
+            outcomes=dict(self.tracker.outcomes()),
+            anomalies=dict(self.tracker.anomaly_counts()),
+            cache_hits=sum(s.cache_hits for s in stats),
+            cache_misses=sum(s.fetches for s in stats),
+            coalesced=sum(s.coalesced for s in stats),
+            outages=self.outages,
+        )
+
+    async def _place(self, run: Choreography) -> None:
+        while True:
+            self.tracker.placed(await run.place_order())
+            await asyncio.sleep(self.options.order_every)
+
+    async def _stage_outages(self, run: Choreography, client: aiohttp.ClientSession) -> None:
+        o = self.options
+        turn = 0
+        while True:
+            await asyncio.sleep(o.outage_every)
+            name = PARTICIPANTS[turn % len(PARTICIPANTS)]
+            turn += 1
+            admin = f"{run.base_urls[name]}/_admin/faults"
+            async with client.put(admin, json={"dark": True}) as response:
+                response.raise_for_status()
+            self.outages += 1
+            self.outage = f"{name} has gone dark for {o.outage_for:g} s"
+            self._say(f"outage: {name} goes dark for {o.outage_for:g} s")
+            try:
+                await asyncio.sleep(o.outage_for)
+            finally:
+                async with client.put(admin, json={"dark": False}) as response:
+                    response.raise_for_status()
+                self.outage = None
+                self._say(f"outage: {name} answers again")
+
+    async def _refresh(self, client: aiohttp.ClientSession, gateway_url: str) -> None:
+        ids = self.tracker.pending(recent=14)
+        if not ids:
+            return
+        async with client.post(
+            f"{gateway_url}/workflows/status:batch", json={"ids": ids}
+        ) as response:
+            answer = BatchResponse.model_validate_json(await response.read())
+        for entry in answer.results:
+            if self.tracker.update(entry):
+                self._say(plain_line(self.tracker, entry.workflow_id))
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = Options()
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Watch a choreography and its reconstruction."
+    )
+    parser.add_argument(
+        "--duration", type=float, help="end after this many seconds, with a summary"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--host", default=defaults.host)
+    for name in ("gateway", "payment", "inventory", "shipping"):
+        parser.add_argument(
+            f"--{name}-port", type=int, default=getattr(defaults, f"{name}_port"), metavar="PORT"
+        )
+    parser.add_argument(
+        "--order-every", type=float, default=defaults.order_every, metavar="SECONDS"
+    )
+    parser.add_argument(
+        "--outage-every", type=float, default=defaults.outage_every, metavar="SECONDS"
+    )
+    parser.add_argument("--outage-for", type=float, default=defaults.outage_for, metavar="SECONDS")
+    parser.add_argument("--min-delay", type=float, default=defaults.min_delay, metavar="SECONDS")
+    parser.add_argument("--max-delay", type=float, default=defaults.max_delay, metavar="SECONDS")
+    parser.add_argument("--db-dir", type=Path, help="keep the participants' SQLite files here")
+    parser.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    positive = ("order_every", "outage_every", "outage_for")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            print(f"{PROG}: --{name.replace('_', '-')} must be positive", file=sys.stderr)
+            return 2
+    if (
+        args.duration is not None and args.duration <= 0
+    ) or not 0 <= args.min_delay <= args.max_delay:
+        print(
+            f"{PROG}: --duration must be positive and --min-delay <= --max-delay", file=sys.stderr
+        )
+        return 2
+    options = Options(**{k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__})
+    live = sys.stdout.isatty() and not args.plain
+    demo = Demo(options, sys.stdout, live)
+    try:
+        summary = asyncio.run(demo.run())
+    except ListenError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    for line in summary.lines():
+        print(line)
+    return 0

@@ -1,0 +1,145 @@
+"""Run the three reference participants together, each on its own port with its own database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import tempfile
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from aiohttp import web
+
+from ._bus import InProcessBus
+from ._chance import Chance
+from ._events import order_placed
+from ._service import Participant
+from ._store import Store
+from .inventory import InventoryService
+from .payment import PaymentService
+from .shipping import ShippingService
+
+SERVICES: dict[str, type[Participant]] = {
+    service.name: service for service in (PaymentService, InventoryService, ShippingService)
+}
+DEFAULT_PORTS = {"payment": 8101, "inventory": 8102, "shipping": 8103}
+CATALOGUE = ["book-1", "mug-2", "lamp-3", "pen-4", "bag-5"]
+
+
+class ListenError(Exception):
+    """A port could not be listened on; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChoreographyConfig:
+    """How to run the participants. Port 0 picks a free port."""
+
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    only: tuple[str, ...] = ("payment", "inventory", "shipping")
+    db_dir: Path | None = None  # None: a temporary directory, removed at the end
+    chance: Chance = field(default_factory=Chance)
+    duplicate_rate: float = 0.05
+    admin: bool = False
+
+
+async def listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
+    """Start ``app`` on host:port, or raise ListenError naming the port."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+        raise ListenError(f"cannot listen on {host}:{port} for {what}: {reason}") from None
+    return runner
+
+
+class Choreography:
+    """The reference participants, their bus and their databases, as one resource.
+
+    Example::
+
+        async with Choreography(ChoreographyConfig()) as run:
+            workflow_id = await run.place_order()
+    """
+
+    def __init__(self, config: ChoreographyConfig) -> None:
+        self.config = config
+        self.bus = InProcessBus(
+            duplicate_rate=config.duplicate_rate, rng=random.Random(config.chance.seed)
+        )
+        self.services: dict[str, Participant] = {}
+        self.urls: dict[str, str] = {}  # participant -> URL template for the aggregator
+        self.base_urls: dict[str, str] = {}
+        self.db_dir: Path | None = None
+        self._stack = AsyncExitStack()
+        self._orders = 0
+        self._rng = random.Random(f"{config.chance.seed}:shop")
+
+    async def __aenter__(self) -> Choreography:
+        stack = self._stack
+        try:
+            if self.config.db_dir is None:
+                self.db_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            else:
+                self.db_dir = self.config.db_dir
+                self.db_dir.mkdir(parents=True, exist_ok=True)
+            for name in self.config.only:
+                service_type = SERVICES[name]
+                store = await stack.enter_async_context(Store(self.db_dir / f"{name}.sqlite3"))
+                service = service_type(store, self.bus, self.config.chance)
+                runner = await listen(
+                    service.app(admin=self.config.admin),
+                    self.config.host,
+                    self.config.ports.get(name, 0),
+                    name,
+                )
+                stack.push_async_callback(runner.cleanup)
+                port = runner.addresses[0][1]
+                base = f"http://{self.config.host}:{port}"
+                self.services[name] = service
+                self.base_urls[name] = base
+                self.urls[name] = f"{base}/{service_type.path}/{{workflow_id}}"
+            # Closed first: no step or delivery may touch a database after it closes.
+            stack.push_async_callback(self._quiesce)
+            if "payment" in self.services:
+                self._orders = await self.services["payment"].store.count()
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _quiesce(self) -> None:
+        await self.bus.__aexit__(None, None, None)
+        await asyncio.gather(*(service.aclose() for service in self.services.values()))
+        await self.bus.__aexit__(None, None, None)  # deliveries the last steps started
+
+    async def place_order(self) -> str:
+        """Announce OrderPlaced for a new order, as a shop front would; return its id."""
+        self._orders += 1
+        workflow_id = f"order-{self._orders:04d}"
+        quantities = {
+            sku: self._rng.randint(1, 3)
+            for sku in self._rng.sample(CATALOGUE, self._rng.randint(1, 3))
+        }
+        items: list[dict[str, object]] = [
+            {"sku": sku, "quantity": quantity} for sku, quantity in quantities.items()
+        ]
+        amount = 1250 * sum(quantities.values())
+        await self.bus.publish(
+            order_placed(workflow_id, amount=amount, currency="EUR", items=items)
+        )
+        return workflow_id

@@ -1,0 +1,45 @@
+"""The events the reference participants choreograph with. No service owns the workflow."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class EventType(StrEnum):
+    ORDER_PLACED = "OrderPlaced"
+    PAYMENT_CAPTURED = "PaymentCaptured"
+    PAYMENT_FAILED = "PaymentFailed"
+    STOCK_RESERVED = "StockReserved"
+    OUT_OF_STOCK = "OutOfStock"
+    PAYMENT_REFUNDED = "PaymentRefunded"
+    STOCK_RELEASED = "StockReleased"
+    SHIPMENT_SCHEDULED = "ShipmentScheduled"
+    SHIPMENT_DELIVERED = "ShipmentDelivered"
+
+
+class Event(BaseModel):
+    """One fact a participant announces; its id makes redelivery harmless."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    type: EventType
+    workflow_id: str
+    occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    data: dict[str, Any] = {}
+
+
+def order_placed(
+    workflow_id: str, *, amount: int, currency: str, items: list[dict[str, Any]]
+) -> Event:
+    """What a shop front announces when a customer orders."""
+    return Event(
+        type=EventType.ORDER_PLACED,
+        workflow_id=workflow_id,
+        data={"amount": amount, "currency": currency, "items": items},
+    )

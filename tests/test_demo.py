@@ -1,0 +1,93 @@
+"""The demo, as `make demo` runs it, and its live view."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from demo import Demo, Options
+
+ROOT = Path(__file__).parents[1]
+FAST = [
+    "--duration", "3",
+    "--gateway-port", "0", "--payment-port", "0", "--inventory-port", "0", "--shipping-port", "0",
+    "--min-delay", "0.05", "--max-delay", "0.15", "--order-every", "0.2",
+    "--outage-every", "1", "--outage-for", "0.5",
+]  # fmt: skip
+
+
+def test_make_demo_runs_and_ends_with_a_summary() -> None:
+    result = subprocess.run(
+        ["make", "-s", "demo", f"DEMO_ARGS={' '.join(FAST)}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "gateway http://127.0.0.1:" in out
+    assert "status-aggregator status order-0001 --gateway http://127.0.0.1:" in out
+    assert "outage: payment goes dark for 0.5 s" in out
+    assert "outage: payment answers again" in out
+    assert " order-0001 " in out
+    summary = out[out.index("summary") :].splitlines()
+    assert summary[1].startswith("  orders placed: ")
+    assert int(summary[1].split(": ")[1]) >= 5
+    assert summary[4].startswith("  cache hit ratio: ")
+
+
+def test_a_taken_port_is_named_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for command, prog in (
+            ("demo", "status-aggregator demo"),
+            ("participants", "status-aggregator participants"),
+        ):
+            args = [
+                sys.executable,
+                "-m",
+                "aggregator",
+                command,
+                "--payment-port",
+                port,
+                "--inventory-port",
+                "0",
+                "--shipping-port",
+                "0",
+            ]
+            result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+            assert result.returncode == 1
+            assert result.stderr == (
+                f"{prog}: cannot listen on 127.0.0.1:{port} for payment: address already in use\n"
+            )
+
+
+async def test_the_live_view_shows_orders_parts_and_outages() -> None:
+    out = io.StringIO()
+    options = Options(
+        duration=2.0,
+        gateway_port=0,
+        payment_port=0,
+        inventory_port=0,
+        shipping_port=0,
+        min_delay=0.05,
+        max_delay=0.1,
+        order_every=0.2,
+        outage_every=0.8,
+        outage_for=0.6,
+        refresh_every=0.2,
+    )
+    summary = await Demo(options, out, live=True).run()
+    screen = out.getvalue()
+    assert "Choreography demo" in screen and "workflow" in screen and "shipping" in screen
+    assert "outage: payment has gone dark" in screen
+    assert "order-0001" in screen
+    assert summary.orders >= 5 and summary.outages >= 1
+    assert summary.cache_hits + summary.cache_misses > 0
