@@ -1,24 +1,102 @@
-"""``python -m contracts``: tools for the participant contracts."""
+"""``python -m contracts``: the participant contract's tools.
+
+    python -m contracts verify payment --base-url http://127.0.0.1:8101 \\
+        --state-hook http://127.0.0.1:8101/_contract/state [--junit-xml report.xml]
+    python -m contracts diff old/payment.v1.json new/payment.v1.json
+    python -m contracts schemas [--check]
+
+Exit codes: 0 passed (or no breaking change); 1 a case failed (or a breaking
+change); 2 the command itself was asked for wrongly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from ._evolution import compare
+from ._kit import DEFAULT_PATHS, KitError, Verifier
+from ._report import junit_xml, table
 from ._schemas import SCHEMA_DIR, outdated_schemas, write_schemas
 
+PROG = "python -m contracts"
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m contracts")
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="The participant query contract, v1.")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    verify = commands.add_parser("verify", help="check a running participant against its contract")
+    verify.add_argument("participant", choices=sorted(DEFAULT_PATHS))
+    verify.add_argument(
+        "--base-url", required=True, help="the provider, e.g. http://127.0.0.1:8101"
+    )
+    verify.add_argument("--state-hook", metavar="URL", help="where to POST provider states")
+    verify.add_argument(
+        "--path", help="query path holding {workflow_id} (default: the participant's usual one)"
+    )
+    verify.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    verify.add_argument(
+        "--stateless-only", action="store_true", help="run only the cases needing no provider state"
+    )
+    verify.add_argument("--junit-xml", type=Path, metavar="FILE", help="also write a JUnit report")
+
+    diff = commands.add_parser("diff", help="classify the changes between two schema versions")
+    diff.add_argument("old", type=Path)
+    diff.add_argument("new", type=Path)
+
     schemas = commands.add_parser("schemas", help="export the JSON Schemas of the contract models")
     schemas.add_argument("--dir", type=Path, default=SCHEMA_DIR, help="where to write them")
     schemas.add_argument(
         "--check", action="store_true", help="only report outdated files; exit 1 if any"
     )
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _verify(args: argparse.Namespace) -> int:
+    if not (args.state_hook or args.stateless_only):
+        raise KitError(
+            "pass --state-hook URL so the kit can set up provider states "
+            "(or --stateless-only to run only the cases that need none)"
+        )
+    verifier = Verifier(
+        args.participant,
+        args.base_url,
+        state_hook=args.state_hook,
+        path=args.path,
+        timeout=args.timeout,
+        stateless_only=args.stateless_only,
+    )
+    results = asyncio.run(verifier.run())
+    print(table(args.participant, args.base_url, results))
+    if args.junit_xml:
+        junit_xml(args.participant, results, args.junit_xml)
+    return 0 if all(result.passed for result in results) else 1
+
+
+def _diff(args: argparse.Namespace) -> int:
+    schemas = []
+    for path in (args.old, args.new):
+        try:
+            schemas.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise KitError(f"{path}: cannot read a JSON Schema: {exc}") from None
+    try:
+        changes = compare(schemas[0], schemas[1])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KitError(f"cannot compare: {exc}") from None
+    for change in changes:
+        print(change)
+    breaking = sum(change.kind == "breaking" for change in changes)
+    print(f"{breaking} breaking, {len(changes) - breaking} compatible")
+    return 1 if breaking else 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
     if args.check:
         outdated = outdated_schemas(args.dir)
         for name in outdated:
@@ -27,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in write_schemas(args.dir):
         print(f"wrote {args.dir / name}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"verify": _verify, "diff": _diff, "schemas": _schemas}
+    try:
+        return commands[args.command](args)
+    except KitError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duplicate-rate", type=float, default=0.05, help="events delivered twice")
     parser.add_argument("--admin", action="store_true", help="enable the /_admin/faults endpoint")
     parser.add_argument(
+        "--state-hook",
+        action="store_true",
+        help="enable POST /_contract/state, for the contract verification kit",
+    )
+    parser.add_argument(
         "--place-every",
         type=float,
         default=0.0,
@@ -58,6 +63,7 @@ def config_from(args: argparse.Namespace) -> ChoreographyConfig:
         chance=Chance(seed=args.seed, min_delay=args.min_delay, max_delay=args.max_delay),
         duplicate_rate=args.duplicate_rate,
         admin=args.admin,
+        state_hook=args.state_hook,
     )
 
 

@@ -44,6 +44,7 @@ class ChoreographyConfig:
     chance: Chance = field(default_factory=Chance)
     duplicate_rate: float = 0.05
     admin: bool = False
+    state_hook: bool = False  # POST /_contract/state, for the contract kit
 
 
 async def listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
@@ -94,7 +95,7 @@ class Choreography:
                 store = await stack.enter_async_context(Store(self.db_dir / f"{name}.sqlite3"))
                 service = service_type(store, self.bus, self.config.chance)
                 runner = await listen(
-                    service.app(admin=self.config.admin),
+                    service.app(admin=self.config.admin, state_hook=self.config.state_hook),
                     self.config.host,
                     self.config.ports.get(name, 0),
                     name,

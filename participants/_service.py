@@ -32,6 +32,16 @@ class Faults(BaseModel):
     dark: bool = False  # accept requests but never answer them
 
 
+class ProviderState(BaseModel):
+    """What the contract kit asks for: this participant's record of a workflow, in a state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    participant: str
+    state: str
+    workflow_id: str = Field(min_length=1, max_length=128)
+
+
 def _problem(status: int, title: str, detail: str) -> web.Response:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return web.json_response(body, status=status, content_type="application/problem+json")
@@ -64,6 +74,10 @@ class Participant(ABC):
     @abstractmethod
     def wire(self) -> None:
         """Subscribe this participant's handlers to the bus."""
+
+    @abstractmethod
+    def sample(self, state: str) -> dict[str, Any]:
+        """Plausible domain fields for a record in ``state`` (for provider states)."""
 
     # --- behaviour helpers -----------------------------------------------------------
 
@@ -141,11 +155,31 @@ class Participant(ABC):
         self.set_faults(faults)
         return web.json_response(faults.model_dump())
 
-    def app(self, *, admin: bool = False) -> web.Application:
-        """The participant's HTTP application; the admin endpoint only when asked for."""
+    async def _set_state(self, request: web.Request) -> web.StreamResponse:
+        try:
+            wanted = ProviderState.model_validate_json(await request.read())
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(step) for step in first["loc"]) or "body"
+            return _problem(400, "Invalid provider state", f"{where}: {first['msg']}")
+        if wanted.participant != self.name:
+            return _problem(
+                400, "Wrong participant", f"this is {self.name}, not {wanted.participant}"
+            )
+        if wanted.state not in self.view.states():
+            detail = f"{self.name} has no state {wanted.state!r}; it has {list(self.view.states())}"
+            return _problem(400, "Unknown state", detail)
+        record = await self.store.put(wanted.workflow_id, wanted.state, self.sample(wanted.state))
+        return web.json_response(self.render(record).model_dump(mode="json"), status=201)
+
+    def app(self, *, admin: bool = False, state_hook: bool = False) -> web.Application:
+        """The participant's HTTP application; the admin endpoint and the contract
+        kit's state hook (``POST /_contract/state``) only when asked for."""
         app = web.Application(middlewares=[self._faulty])
         app.router.add_get(f"/{self.path}/{{workflow_id}}", self._query, allow_head=False)
         if admin:
             app.router.add_get("/_admin/faults", self._get_faults, allow_head=False)
             app.router.add_put("/_admin/faults", self._put_faults)
+        if state_hook:
+            app.router.add_post("/_contract/state", self._set_state)
         return app

@@ -121,6 +121,20 @@ class Store:
                 await db.rollback()
                 raise
 
+    async def put(self, workflow_id: str, state: str, data: dict[str, Any]) -> Record:
+        """Set the record to ``state`` whatever it was (a contract test's provider state)."""
+        async with self._lock:
+            db = self._conn
+            current = await self._get_in(db, workflow_id)
+            now = datetime.now(UTC)
+            record = Record(workflow_id, state, (current.version if current else 0) + 1, now, data)
+            await db.execute(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
+                (workflow_id, state, record.version, now.isoformat(), json.dumps(data)),
+            )
+            await db.commit()
+            return record
+
     async def _get_in(self, db: aiosqlite.Connection, workflow_id: str) -> Record | None:
         async with db.execute(
             "SELECT workflow_id, state, version, updated_at, data FROM records"

@@ -22,6 +22,10 @@ class InventoryService(Participant):
         self.bus.subscribe(EventType.PAYMENT_CAPTURED, self.on_payment_captured)
         self.bus.subscribe(EventType.PAYMENT_REFUNDED, self.on_payment_refunded)
 
+    def sample(self, state: str) -> dict[str, Any]:
+        held = [{"sku": "book-1", "quantity": 1}] if state == "reserved" else []
+        return {"items": held}
+
     async def on_payment_captured(self, event: Event) -> None:
         workflow_id = event.workflow_id
         items: list[dict[str, Any]] = event.data.get("items", [])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from contracts import PaymentView
 
 from ._events import Event, EventType
@@ -19,6 +21,9 @@ class PaymentService(Participant):
     def wire(self) -> None:
         self.bus.subscribe(EventType.ORDER_PLACED, self.on_order_placed)
         self.bus.subscribe(EventType.OUT_OF_STOCK, self.on_out_of_stock)
+
+    def sample(self, state: str) -> dict[str, Any]:
+        return {"amount": 1999, "currency": "EUR", "items": []}
 
     async def on_order_placed(self, event: Event) -> None:
         workflow_id = event.workflow_id

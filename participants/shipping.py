@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from contracts import ShippingView
 
 from ._events import Event, EventType
@@ -20,6 +22,11 @@ class ShippingService(Participant):
 
     def wire(self) -> None:
         self.bus.subscribe(EventType.STOCK_RESERVED, self.on_stock_reserved)
+
+    def sample(self, state: str) -> dict[str, Any]:
+        if state == "pending":
+            return {}
+        return {"carrier": CARRIER, "tracking_number": "PC0000000001"}
 
     async def on_stock_reserved(self, event: Event) -> None:
         workflow_id = event.workflow_id

@@ -1,0 +1,62 @@
+"""A minimal HTTP client for the verification kit: stdlib only, no redirects, no
+decompression, so the kit sees exactly what the provider sends."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+class HttpError(Exception):
+    """No HTTP answer at all: refused, reset, timed out, not HTTP."""
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+    max_body: int = 1024 * 1024,
+) -> Answer:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HttpError(f"not an http(s) URL: {url!r}")
+    connection_type = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_type(parts.hostname, parts.port, timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request(method, target, body=body, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read(max_body + 1)
+        return Answer(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, data[: max_body + 1]
+        )
+    except (OSError, http.client.HTTPException) as exc:
+        raise HttpError(
+            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        ) from None
+    finally:
+        connection.close()
+
+
+def post_json(url: str, payload: object, *, timeout: float = 5.0) -> Answer:
+    return request(
+        "POST",
+        url,
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(payload).encode(),
+        timeout=timeout,
+    )
