@@ -9,11 +9,12 @@ Example::
 """
 
 from ._aggregator import StatusAggregator
+from ._answer import Answer, Rendering
 from ._breaker import BreakerState, CircuitBreaker
 from ._errors import AggregatorError, ConfigError, InvalidWorkflowId, NotOpen
 from ._http_client import AiohttpTransport
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
-from ._merge import merge
+from ._merge import Verdict, judge, merge
 from ._part import Part
 from ._participant import Observer, ParticipantStats
 from ._rules import (
@@ -50,6 +51,7 @@ __all__ = [
     "AggregatorError",
     "AiohttpTransport",
     "AnomalyRule",
+    "Answer",
     "AuthSettings",
     "BreakerState",
     "CacheSettings",
@@ -67,13 +69,16 @@ __all__ = [
     "ParticipantSettings",
     "ParticipantStats",
     "ProtectionSettings",
+    "Rendering",
     "Settings",
     "StatusAggregator",
     "StatusRule",
     "Transport",
     "TransportFailure",
     "TransportResponse",
+    "Verdict",
     "WorkflowDefinition",
+    "judge",
     "merge",
     "when",
 ]

@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 
-from contracts import Source, WorkflowStatus
+from contracts import WorkflowStatus
 
+from ._answer import Answer, Rendering
 from ._breaker import BreakerState
 from ._errors import NotOpen
 from ._http_client import AiohttpTransport
 from ._ids import IdPolicy
-from ._merge import merge
 from ._part import Part
 from ._participant import Observer, ParticipantClient, ParticipantStats
 from ._settings import Settings
@@ -62,6 +62,13 @@ class StatusAggregator:
         self._given_transport = transport
         self._own_transport: AiohttpTransport | None = None
         self._clients: tuple[ParticipantClient, ...] = ()
+        cache = settings.cache
+        self._ttl = cache.ttl_ms / 1000
+        self._terminal_ttl = cache.terminal_ttl_ms / 1000
+        # One rendering per workflow and scope, reused while the same cached parts are
+        # served. A plain dict, oldest first out: it is read on every cached answer.
+        self._renderings: dict[tuple[str, str], Rendering] = {}
+        self._max_renderings = cache.max_entries
 
     async def __aenter__(self) -> StatusAggregator:
         transport = self._given_transport
@@ -101,20 +108,6 @@ class StatusAggregator:
         own = self._own_transport
         return bool(self._clients) and (own is None or own.is_open)
 
-    def remaining_freshness(self, status: WorkflowStatus) -> float:
-        """Seconds until the first shown part of ``status`` leaves the cache (0 if any is stale)."""
-        cache = self.settings.cache
-        remaining = float("inf")
-        for name, part in status.participants.items():
-            if part.source is None:
-                continue
-            if part.source is Source.STALE:
-                return 0.0
-            final = part.state in self.definition.by_name[name].terminal
-            ttl = (cache.terminal_ttl_ms if final else cache.ttl_ms) / 1000
-            remaining = min(remaining, ttl - (part.age_ms or 0) / 1000)
-        return max(0.0, remaining) if remaining != float("inf") else 0.0
-
     def check_id(self, workflow_id: str) -> str:
         """Validate an id; return it as a URL path segment or raise InvalidWorkflowId."""
         return self._ids.segment(workflow_id)
@@ -129,7 +122,33 @@ class StatusAggregator:
         every participant with the calls this status makes.
         Raises InvalidWorkflowId before any participant is asked.
         """
-        return await self._status(workflow_id, self.check_id(workflow_id), scope, headers or {})
+        return (await self.answer(workflow_id, scope=scope, headers=headers)).status()
+
+    async def answer(
+        self, workflow_id: str, *, scope: str = "", headers: Mapping[str, str] | None = None
+    ) -> Answer:
+        """Like ``status``, but the answer can also render itself as JSON without
+        building the model (``answer.json()``), and says how fresh it is."""
+        cached = self.cached_answer(workflow_id, scope=scope)
+        if cached is not None:
+            return cached
+        return await self._answer(workflow_id, self.check_id(workflow_id), scope, headers or {})
+
+    def cached_answer(self, workflow_id: str, *, scope: str = "") -> Answer | None:
+        """The answer, if every part of it is still fresh in the cache; no call is made.
+
+        The parts are the very ones the cache would give, so they need not be
+        looked up one by one (and the id was validated when they were first asked for).
+        """
+        rendering = self._renderings.get((scope, workflow_id))
+        if rendering is None or not self._clients:
+            return None
+        now = self._now()
+        if now >= rendering.reusable_until:
+            return None
+        for client, part in zip(self._clients, rendering.parts.values(), strict=True):
+            client.count_cache_hit(part)
+        return Answer(self.definition, rendering, now)
 
     async def status_many(
         self,
@@ -146,13 +165,13 @@ class StatusAggregator:
 
         async def one(workflow_id: str, segment: str) -> WorkflowStatus:
             async with limit:
-                return await self._status(workflow_id, segment, scope, headers or {})
+                return (await self._answer(workflow_id, segment, scope, headers or {})).status()
 
         return list(await asyncio.gather(*map(one, ids, segments)))
 
-    async def _status(
+    async def _answer(
         self, workflow_id: str, segment: str, scope: str, headers: Mapping[str, str]
-    ) -> WorkflowStatus:
+    ) -> Answer:
         if not self._clients:
             raise NotOpen("use the aggregator inside 'async with StatusAggregator(...)'")
         key = (scope, workflow_id)
@@ -165,7 +184,23 @@ class StatusAggregator:
             )
             parts.update(zip((c.name for c in missing), fetched, strict=True))
         complete = {name: part for name, part in parts.items() if part is not None}
-        return merge(self.definition, workflow_id, complete, self._clock())
+        rendering = self._renderings.get(key)
+        if rendering is None or not rendering.serves(complete):
+            rendering = Rendering.of(
+                self.definition,
+                workflow_id,
+                complete,
+                ttl=self._ttl,
+                terminal_ttl=self._terminal_ttl,
+            )
+            if len(self._renderings) >= self._max_renderings:
+                del self._renderings[next(iter(self._renderings))]
+            self._renderings[key] = rendering
+        return Answer(self.definition, rendering, self._now())
+
+    def _now(self) -> float:
+        """The clock's time to the millisecond: the resolution answers are timed at."""
+        return round(self._clock(), 3)
 
     def stats(self) -> dict[str, ParticipantStats]:
         """Per participant counters: fetches, cache hits, coalesced waits, stale serves."""

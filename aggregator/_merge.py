@@ -1,12 +1,15 @@
-"""The pure merge: participant parts and the current time in, one WorkflowStatus out.
+"""The pure merge: participant parts in, a verdict and one WorkflowStatus out.
 
-No awaits, no clock reads, no logging, no cache: the same inputs give the same answer.
+No awaits, no clock reads, no logging, no cache: the same inputs give the same
+answer. The verdict (status, anomalies, completeness) does not depend on the
+time; rendering the parts does, through their ages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from contracts import (
     Anomaly,
@@ -20,8 +23,19 @@ from contracts import (
 from ._part import Part
 from ._rules import ABSENT, WorkflowDefinition
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ANSWERED = (Outcome.OK, Outcome.NOT_FOUND)
 _CURRENT = (Source.LIVE, Source.CACHE)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the parts say together: the derived status and how far to trust it."""
+
+    status: str
+    derived_from: tuple[str, ...]
+    anomalies: tuple[Anomaly, ...]
+    complete: bool
 
 
 def known_state(part: Part) -> str | None:
@@ -33,19 +47,31 @@ def known_state(part: Part) -> str | None:
     return None
 
 
-def render_part(part: Part, now: float) -> ParticipantStatus:
+def moment(now: float) -> datetime:
+    """The clock's time (epoch seconds) as an aware datetime, to the microsecond."""
+    return _EPOCH + timedelta(microseconds=round(now * 1_000_000))
+
+
+def age_ms(part: Part, now: float) -> int | None:
+    if part.source is None or part.fetched_at is None:
+        return None
+    return max(0, round((now - part.fetched_at) * 1000))
+
+
+def render_part(part: Part, now: float | None) -> ParticipantStatus:
+    """One part as the answer shows it; ``now`` None leaves its age out."""
     view = part.view
     fetched = part.fetched_at if part.source is not None else None
     return ParticipantStatus(
         outcome=part.outcome,
         source=part.source,
-        age_ms=None if fetched is None else max(0, round((now - fetched) * 1000)),
         fetched_at=None if fetched is None else datetime.fromtimestamp(fetched, UTC),
         updated_at=None if view is None else view.updated_at,
         state=None if view is None else view.state,
         version=None if view is None else view.version,
         view=None if view is None else view.model_dump(mode="json"),
         error=part.error,
+        age_ms=None if now is None else age_ms(part, now),
     )
 
 
@@ -57,16 +83,11 @@ def _regressions(parts: Mapping[str, Part]) -> list[Anomaly]:
     ]
 
 
-def merge(
-    definition: WorkflowDefinition, workflow_id: str, parts: Mapping[str, Part], now: float
-) -> WorkflowStatus:
-    """Derive one workflow status from every participant's part.
+def judge(definition: WorkflowDefinition, parts: Mapping[str, Part]) -> Verdict:
+    """Derive the workflow status from every participant's part.
 
     The status is derived from every part that can be shown, stale ones included;
     anomalies only from the parts that are current (live or cache).
-
-    ``parts`` holds one entry per participant of the definition; ``now`` is the
-    clock's time in epoch seconds, used for ages and ``generated_at``.
     """
     known = {name: known_state(part) for name, part in parts.items()}
     status, derived_from = definition.derive(known)
@@ -75,13 +96,35 @@ def merge(
     current = {
         name: state if parts[name].source in _CURRENT else None for name, state in known.items()
     }
+    return Verdict(
+        status=status,
+        derived_from=derived_from,
+        anomalies=(*definition.detect(current), *_regressions(parts)),
+        complete=all(p.outcome in _ANSWERED and p.source in _CURRENT for p in parts.values()),
+    )
+
+
+def merge(
+    definition: WorkflowDefinition, workflow_id: str, parts: Mapping[str, Part], now: float
+) -> WorkflowStatus:
+    """One workflow's status from every participant's part, at ``now`` (epoch seconds)."""
+    return as_status(definition, workflow_id, judge(definition, parts), parts, now)
+
+
+def as_status(
+    definition: WorkflowDefinition,
+    workflow_id: str,
+    verdict: Verdict,
+    parts: Mapping[str, Part],
+    now: float,
+) -> WorkflowStatus:
     return WorkflowStatus(
         workflow_id=workflow_id,
         workflow=definition.name,
-        status=status,
-        complete=all(p.outcome in _ANSWERED and p.source in _CURRENT for p in parts.values()),
-        generated_at=datetime.fromtimestamp(now, UTC),
-        derived_from=derived_from,
+        status=verdict.status,
+        complete=verdict.complete,
+        derived_from=verdict.derived_from,
+        anomalies=verdict.anomalies,
+        generated_at=moment(now),
         participants={name: render_part(part, now) for name, part in parts.items()},
-        anomalies=(*definition.detect(current), *_regressions(parts)),
     )

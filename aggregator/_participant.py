@@ -129,9 +129,12 @@ class ParticipantClient:
         """The part from the fresh cache, if there is one (no awaiting)."""
         part = self._cache.fresh(key)
         if part is not None:
-            self.stats.cache_hits += 1
-            self.stats.outcomes[part.outcome] += 1
+            self.count_cache_hit(part)
         return part
+
+    def count_cache_hit(self, part: Part) -> None:
+        self.stats.cache_hits += 1
+        self.stats.outcomes[part.outcome] += 1
 
     async def resolve(
         self, key: Key, segment: str, *, deadline: float, headers: Mapping[str, str]

@@ -160,6 +160,7 @@ class GatewaySettings(_Settings):
     retry_after_s: int = Field(1, ge=1, description="Retry-After on a 503.")
     shutdown_timeout_ms: Millis = Field(10_000, description="Grace for in-flight requests.")
     log_format: Literal["text", "json"] = "text"
+    access_log: bool = Field(True, description="One log line per request.")
     auth: AuthSettings = AuthSettings()
 
 

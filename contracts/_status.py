@@ -53,13 +53,13 @@ class ParticipantStatus(BaseModel):
 
     outcome: Outcome
     source: Source | None = Field(description="null when nothing could be shown.")
-    age_ms: int | None = Field(ge=0, description="Time since the part was fetched.")
     fetched_at: AwareDatetime | None
     updated_at: AwareDatetime | None = Field(description="As the participant reported it.")
     state: str | None
     version: int | None
     view: dict[str, Any] | None = Field(description="The participant's answer, as parsed.")
     error: PartError | None
+    age_ms: int | None = Field(ge=0, description="Time since the part was fetched.")
 
 
 class Anomaly(BaseModel):
@@ -73,7 +73,12 @@ class Anomaly(BaseModel):
 
 
 class WorkflowStatus(BaseModel):
-    """The merged status of one workflow, as the aggregator answers it."""
+    """The merged status of one workflow, as the aggregator answers it.
+
+    The fields that change from one request to the next (``generated_at``, the
+    parts and their ``age_ms``) come last, so an answer can be rendered by
+    appending them to bytes rendered once.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -83,9 +88,9 @@ class WorkflowStatus(BaseModel):
     complete: bool = Field(
         description="Every participant answered from a live fetch or a fresh cache entry."
     )
-    generated_at: AwareDatetime
     derived_from: tuple[str, ...] = Field(
         description="The participants whose states decided the status."
     )
-    participants: dict[str, ParticipantStatus]
     anomalies: tuple[Anomaly, ...]
+    generated_at: AwareDatetime
+    participants: dict[str, ParticipantStatus]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from ._logs import REQUEST_ID, access_log, log
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._openapi import openapi_document
 from ._problems import problem, problem_body
-from ._render import COMPLETE_HEADER, http_status, status_response
+from ._render import COMPLETE_HEADER, answer_response, status_code
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -43,17 +44,28 @@ class Gateway:
     auth: Authenticator
     metrics: GatewayMetrics
     openapi: bytes
+    access_log: bool = True
     active: int = 0  # workflow requests being answered
+    in_flight: int = 0  # all requests being answered
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
 TENANT = web.RequestKey("tenant", str)
 
 
+_ROUTE_LABELS: dict[object, str] = {}
+
+
 def _route_of(request: web.Request) -> str:
+    """The route's path template, for metric labels (looked up once per route)."""
     route = request.match_info.route
-    resource = route.resource
-    return resource.canonical if resource is not None else "unmatched"
+    label = _ROUTE_LABELS.get(route)
+    if label is None:
+        resource = route.resource
+        label = resource.canonical if resource is not None else "unmatched"
+        if resource is not None:  # unmatched requests get a new route object each time
+            _ROUTE_LABELS[route] = label
+    return label
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:
@@ -78,18 +90,37 @@ def _http_error(exc: web.HTTPException) -> web.Response:
     )
 
 
+_REQUEST_IDS = itertools.count(1)
+_PROCESS_TAG = secrets.token_hex(8)
+
+
+def _new_request_id() -> str:
+    """Unique across processes (a random tag) and cheap (a counter): 32 hex digits."""
+    return f"{_PROCESS_TAG}{next(_REQUEST_IDS):016x}"
+
+
 @web.middleware
-async def _context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, access log, metrics; every error becomes a problem body."""
+async def _gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, overload and authentication (workflow routes), metrics and the
+    access log; every error becomes a problem body."""
     gateway = request.app[GATEWAY]
-    offered = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    offered = request.headers.get(REQUEST_ID_HEADER)
+    request_id = offered if offered and _SAFE_REQUEST_ID.fullmatch(offered) else _new_request_id()
     token = REQUEST_ID.set(request_id)
     started = time.perf_counter()
-    gateway.metrics.in_flight.inc()
+    gateway.in_flight += 1
     try:
         try:
-            response = await handler(request)
+            if not request.path.startswith("/workflows/"):
+                response = await handler(request)
+            elif (refusal := _refusal(request, gateway)) is not None:
+                response = refusal
+            else:
+                gateway.active += 1
+                try:
+                    response = await handler(request)
+                finally:
+                    gateway.active -= 1
         except web.HTTPException as exc:
             response = _http_error(exc)
         except asyncio.CancelledError:
@@ -99,35 +130,34 @@ async def _context(request: web.Request, handler: Handler) -> web.StreamResponse
             response = problem("internal-error", 500, "the request could not be answered")
         response.headers[REQUEST_ID_HEADER] = request_id
         elapsed = time.perf_counter() - started
-        route = _route_of(request)
-        gateway.metrics.observe_request(route, request.method, response.status, elapsed)
-        access_log.info(
-            "%s %s %d %.1fms complete=%s",
-            request.method,
-            request.path_qs[:200],
-            response.status,
-            elapsed * 1000,
-            response.headers.get(COMPLETE_HEADER, "-"),
-            extra={
-                "method": request.method,
-                "path": request.path[:200],
-                "status": response.status,
-                "latency_ms": round(elapsed * 1000, 2),
-                "complete": response.headers.get(COMPLETE_HEADER),
-            },
+        gateway.metrics.observe_request(
+            _route_of(request), request.method, response.status, elapsed
         )
+        if gateway.access_log:
+            complete = response.headers.get(COMPLETE_HEADER)
+            access_log.info(
+                "%s %s %d %.1fms complete=%s",
+                request.method,
+                request.path_qs[:200],
+                response.status,
+                elapsed * 1000,
+                complete or "-",
+                extra={
+                    "method": request.method,
+                    "path": request.path[:200],
+                    "status": response.status,
+                    "latency_ms": round(elapsed * 1000, 2),
+                    "complete": complete,
+                },
+            )
         return response
     finally:
-        gateway.metrics.in_flight.dec()
+        gateway.in_flight -= 1
         REQUEST_ID.reset(token)
 
 
-@web.middleware
-async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Overload and authentication, for the workflow routes only."""
-    if not request.path.startswith("/workflows/"):
-        return await handler(request)
-    gateway = request.app[GATEWAY]
+def _refusal(request: web.Request, gateway: Gateway) -> web.Response | None:
+    """Overload and authentication: a problem to answer at once, or None to go on."""
     limits = gateway.settings.gateway
     if gateway.active >= limits.max_concurrent_requests:
         return problem(
@@ -145,11 +175,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             headers={"WWW-Authenticate": 'Bearer realm="status-aggregator"'},
         )
     request[TENANT] = tenant
-    gateway.active += 1
-    try:
-        return await handler(request)
-    finally:
-        gateway.active -= 1
+    return None
 
 
 def _outbound_headers(request: web.Request, gateway: Gateway) -> dict[str, str]:
@@ -168,18 +194,16 @@ async def get_status(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     aggregator = gateway.aggregator
     workflow_id = request.match_info["workflow_id"]
-    try:
-        status = await aggregator.status(
-            workflow_id, scope=request[TENANT], headers=_outbound_headers(request, gateway)
-        )
-    except InvalidWorkflowId as exc:
-        return problem("invalid-workflow-id", 400, str(exc))
-    return status_response(
-        request,
-        status,
-        freshness=aggregator.remaining_freshness(status),
-        retry_after=gateway.settings.gateway.retry_after_s,
-    )
+    scope = request[TENANT]
+    answer = aggregator.cached_answer(workflow_id, scope=scope)
+    if answer is None:
+        try:
+            answer = await aggregator.answer(
+                workflow_id, scope=scope, headers=_outbound_headers(request, gateway)
+            )
+        except InvalidWorkflowId as exc:
+            return problem("invalid-workflow-id", 400, str(exc))
+    return answer_response(request, answer, retry_after=gateway.settings.gateway.retry_after_s)
 
 
 async def post_batch(request: web.Request) -> web.StreamResponse:
@@ -214,7 +238,7 @@ async def post_batch(request: web.Request) -> web.StreamResponse:
     for entry in entries:
         if entry is None:
             status = next(statuses)
-            code = http_status(status)
+            code = status_code(status)
             entry = BatchEntry(
                 workflow_id=status.workflow_id,
                 http_status=code,
@@ -284,14 +308,16 @@ def create_app(
     document = openapi_document(
         max_batch=settings.gateway.max_batch, auth=settings.gateway.auth.enabled
     )
-    app = web.Application(middlewares=[_context, _guard], client_max_size=_BODY_LIMIT)
-    app[GATEWAY] = Gateway(
+    app = web.Application(middlewares=[_gateway], client_max_size=_BODY_LIMIT)
+    app[GATEWAY] = gateway = Gateway(
         settings=settings,
         aggregator=aggregator,
         auth=Authenticator(settings.gateway.auth),
         metrics=gateway_metrics,
         openapi=json.dumps(document, indent=2).encode(),
+        access_log=settings.gateway.access_log,
     )
+    gateway_metrics.count_in_flight(lambda: gateway.in_flight)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         async with aggregator:

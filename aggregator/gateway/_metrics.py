@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from aggregator._aggregator import StatusAggregator
@@ -58,24 +65,59 @@ class _AggregatorCollector(Collector):
         yield circuit
 
 
+class _RequestCounts(Collector):
+    """Requests answered and their latency, counted on the hot path without locks.
+
+    prometheus-client's Counter and Histogram take a lock on every increment,
+    which a single-threaded event loop does not need and which costs about a
+    microsecond a request; here a request is two list increments, and the
+    families are built when scraped.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], list[int]] = {}
+        self._latency: dict[str, list[float]] = {}  # bucket counts..., +Inf count, sum
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        count = self._counts.get((route, method, status))
+        if count is None:
+            count = self._counts[(route, method, status)] = [0]
+        count[0] += 1
+        latency = self._latency.get(route)
+        if latency is None:
+            latency = self._latency[route] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        latency[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        latency[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "aggregator_http_requests",
+            "HTTP requests answered.",
+            labels=["route", "method", "status"],
+        )
+        for (route, method, status), count in sorted(self._counts.items()):
+            requests.add_metric([route, method, str(status)], count[0])
+        yield requests
+        latency = HistogramMetricFamily(
+            "aggregator_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            labels=["route"],
+        )
+        bounds = [*(str(b) for b in _LATENCY_BUCKETS), "+Inf"]
+        for route, counts in sorted(self._latency.items()):
+            cumulative = list(accumulate(counts[:-1]))
+            latency.add_metric([route], list(zip(bounds, cumulative, strict=True)), counts[-1])
+        yield latency
+
+
 class GatewayMetrics:
     """One registry per gateway, so several gateways in a process never collide."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "aggregator_http_requests",
-            "HTTP requests answered.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "aggregator_http_request_duration_seconds",
-            "Time to answer an HTTP request.",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self._requests = _RequestCounts()
+        self.registry.register(self._requests)
+        self.observe_request = self._requests.observe
         self.in_flight = Gauge(
             "aggregator_http_requests_in_flight", "Requests being answered.", registry=self.registry
         )
@@ -87,15 +129,14 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+    def count_in_flight(self, read: Callable[[], float]) -> None:
+        self.in_flight.set_function(read)
+
     def watch(self, aggregator: StatusAggregator) -> None:
         self.registry.register(_AggregatorCollector(aggregator))
 
     def fetched(self, participant: str, part: Part, seconds: float) -> None:
         self.calls.labels(participant, str(part.outcome)).observe(seconds)
-
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

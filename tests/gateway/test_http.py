@@ -241,7 +241,9 @@ async def test_health_readiness_and_metrics(participants: LoopbackParticipants) 
         "aggregator_http_requests_in_flight 1.0",
     ):
         assert line in scraped, line
-    assert "aggregator_http_request_duration_seconds_bucket" in scraped
+    route = 'route="/workflows/{workflow_id}/status"'
+    assert f"aggregator_http_request_duration_seconds_count{{{route}}} 2.0" in scraped
+    assert f'aggregator_http_request_duration_seconds_bucket{{le="+Inf",{route}}} 2.0' in scraped
 
 
 async def test_openapi_describes_the_real_answers(participants: LoopbackParticipants) -> None:

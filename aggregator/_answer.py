@@ -1,0 +1,184 @@
+"""An answer: the parts of one status request, their verdict, and its renderings.
+
+Everything that does not change while the same cached parts are served (the
+verdict, each part's JSON but its age, the fingerprint, when the first part
+expires) is computed once, in a ``Rendering``; an ``Answer`` adds only the time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+
+from contracts import Outcome, Source, WorkflowStatus
+
+from ._merge import _EPOCH, Verdict, as_status, judge, render_part
+from ._part import Part
+from ._rules import WorkflowDefinition
+
+_NEVER = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """What a set of parts says, rendered once for as long as the same parts are served."""
+
+    workflow_id: str
+    parts: Mapping[str, Part]
+    verdict: Verdict
+    template: bytes  # the answer's JSON, with %s where the time and each age go
+    fetched: tuple[float | None, ...]  # each part's fetch time, None when not shown
+    fingerprint: str  # over what the answer says, not when
+    etag: str  # the fingerprint as a weak HTTP validator
+    known: bool  # some participant's view can be shown
+    unknown_everywhere: bool  # every participant said it has no record
+    stale: bool  # some part shown is past its time to live
+    oldest_fetch: float | None
+    expires: float  # when the first shown part leaves the cache (-inf: one is stale)
+    reusable_until: float  # until when these parts may be served without asking again
+    # The last JSON rendered and its time: answers within one millisecond share it.
+    last_json: list[tuple[float, bytes]] = field(default_factory=list, compare=False)
+
+    @classmethod
+    def of(
+        cls,
+        definition: WorkflowDefinition,
+        workflow_id: str,
+        parts: Mapping[str, Part],
+        *,
+        ttl: float,
+        terminal_ttl: float,
+    ) -> Rendering:
+        verdict = judge(definition, parts)
+        skeleton = as_status(definition, workflow_id, verdict, {}, 0.0)
+        prefix = skeleton.model_dump_json(exclude={"generated_at", "participants"}).encode()
+        # Everything rendered by pydantic is escaped for %-formatting before the
+        # placeholders are added, so no '%' in a participant's data can act as one.
+        heads = [
+            (
+                json.dumps(name).encode()
+                + b":"
+                + render_part(part, None).model_dump_json(exclude={"age_ms"}).encode()[:-1]
+            ).replace(b"%", b"%%")
+            + b',"age_ms":%s}'
+            for name, part in parts.items()
+        ]
+        template = (
+            prefix[:-1].replace(b"%", b"%%")
+            + b',"generated_at":"%s","participants":{'
+            + b",".join(heads)
+            + b"}}"
+        )
+        fetched = tuple(
+            part.fetched_at if part.source is not None else None for part in parts.values()
+        )
+        expires = float("inf")
+        for name, part in parts.items():
+            if part.source is None or part.fetched_at is None:
+                continue
+            if part.source is Source.STALE:
+                expires = _NEVER
+                break
+            view = part.view
+            final = view is not None and view.state in definition.by_name[name].terminal
+            expires = min(expires, part.fetched_at + (terminal_ttl if final else ttl))
+        cached = all(part.source is Source.CACHE for part in parts.values())
+        shown = [at for at in fetched if at is not None]
+        return cls(
+            workflow_id=workflow_id,
+            parts=dict(parts),
+            verdict=verdict,
+            template=template,
+            fetched=fetched,
+            fingerprint=(fingerprint := _fingerprint(definition, workflow_id, verdict, parts)),
+            etag=f'W/"{fingerprint}"',
+            known=any(part.view is not None for part in parts.values()),
+            unknown_everywhere=all(p.outcome is Outcome.NOT_FOUND for p in parts.values()),
+            stale=any(part.source is Source.STALE for part in parts.values()),
+            oldest_fetch=min(shown) if shown else None,
+            expires=expires,
+            reusable_until=expires if cached and parts else _NEVER,
+        )
+
+    def serves(self, parts: Mapping[str, Part]) -> bool:
+        """Whether these are the very parts this rendering was made of."""
+        return len(parts) == len(self.parts) and all(
+            a is b for a, b in zip(parts.values(), self.parts.values(), strict=True)
+        )
+
+
+def _fingerprint(
+    definition: WorkflowDefinition, workflow_id: str, verdict: Verdict, parts: Mapping[str, Part]
+) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    facts: list[object] = [workflow_id, definition.name, verdict]
+    for name, part in parts.items():
+        view = part.view
+        seen = None if view is None else (view.state, view.version, view.updated_at)
+        error = None if part.error is None else part.error.kind
+        facts.append((name, part.outcome, seen, error))
+    digest.update(repr(facts).encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _second(seconds: int) -> bytes:
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat()[:19].encode()
+
+
+def _timestamp(now: float) -> bytes:
+    """``moment(now)`` as pydantic renders it, at the cost of a division."""
+    seconds, micros = divmod(round(now * 1_000_000), 1_000_000)
+    return _second(seconds) + (b".%06dZ" % micros if micros else b"Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One status request's answer; ``status()`` and ``json()`` say the same thing."""
+
+    definition: WorkflowDefinition
+    rendering: Rendering
+    now: float  # the clock's time, epoch seconds
+
+    @property
+    def workflow_id(self) -> str:
+        return self.rendering.workflow_id
+
+    @property
+    def parts(self) -> Mapping[str, Part]:
+        return self.rendering.parts
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.rendering.verdict
+
+    def status(self) -> WorkflowStatus:
+        return as_status(self.definition, self.workflow_id, self.verdict, self.parts, self.now)
+
+    def json(self) -> bytes:
+        """The answer as JSON: the bytes ``status().model_dump_json()`` gives, rendered fast."""
+        now = self.now
+        rendering = self.rendering
+        last = rendering.last_json
+        if last and last[0][0] == now:
+            return last[0][1]
+        ages = [
+            b"null" if fetched is None else b"%d" % max(0, round((now - fetched) * 1000))
+            for fetched in rendering.fetched
+        ]
+        rendered = rendering.template % (_timestamp(now), *ages)
+        last[:] = [(now, rendered)]
+        return rendered
+
+    def oldest_age_ms(self) -> int:
+        oldest = self.rendering.oldest_fetch
+        return 0 if oldest is None else max(0, round((self.now - oldest) * 1000))
+
+    def freshness(self) -> float:
+        """Seconds until the first shown part leaves the cache (0 when any is stale)."""
+        expires = self.rendering.expires
+        return 0.0 if expires == float("inf") else max(0.0, expires - self.now)
