@@ -179,10 +179,12 @@ class StatusAggregator:
         missing = [c for c in self._clients if parts[c.name] is None]
         if missing:
             deadline = asyncio.get_running_loop().time() + self._deadline
-            fetched = await asyncio.gather(
-                *(c.resolve(key, segment, deadline=deadline, headers=headers) for c in missing)
-            )
-            parts.update(zip((c.name for c in missing), fetched, strict=True))
+            # Every call starts before any is awaited: they run concurrently, as tasks.
+            flights = [
+                (c, c.flight(key, segment, deadline=deadline, headers=headers)) for c in missing
+            ]
+            for client, flight in flights:
+                parts[client.name] = await client.land(key, flight, deadline=deadline)
         complete = {name: part for name, part in parts.items() if part is not None}
         rendering = self._renderings.get(key)
         if rendering is None or not rendering.serves(complete):

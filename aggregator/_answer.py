@@ -8,15 +8,16 @@ expires) is computed once, in a ``Rendering``; an ``Answer`` adds only the time.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+
+from pydantic_core import to_json
 
 from contracts import Outcome, Source, WorkflowStatus
 
-from ._merge import _EPOCH, Verdict, as_status, judge, render_part
+from ._merge import _EPOCH, Verdict, as_status, judge
 from ._part import Part
 from ._rules import WorkflowDefinition
 
@@ -54,16 +55,22 @@ class Rendering:
         terminal_ttl: float,
     ) -> Rendering:
         verdict = judge(definition, parts)
-        skeleton = as_status(definition, workflow_id, verdict, {}, 0.0)
-        prefix = skeleton.model_dump_json(exclude={"generated_at", "participants"}).encode()
-        # Everything rendered by pydantic is escaped for %-formatting before the
-        # placeholders are added, so no '%' in a participant's data can act as one.
+        # pydantic's own serializer, on plain values: the same bytes the models give,
+        # without building them. The fields are in the models' order.
+        prefix = to_json(
+            {
+                "workflow_id": workflow_id,
+                "workflow": definition.name,
+                "status": verdict.status,
+                "complete": verdict.complete,
+                "derived_from": verdict.derived_from,
+                "anomalies": verdict.anomalies,
+            }
+        )
+        # Everything rendered is escaped for %-formatting before the placeholders
+        # are added, so no '%' in a participant's data can act as one.
         heads = [
-            (
-                json.dumps(name).encode()
-                + b":"
-                + render_part(part, None).model_dump_json(exclude={"age_ms"}).encode()[:-1]
-            ).replace(b"%", b"%%")
+            (to_json(name) + b":" + to_json(_part_fields(part))[:-1]).replace(b"%", b"%%")
             + b',"age_ms":%s}'
             for name, part in parts.items()
         ]
@@ -94,7 +101,7 @@ class Rendering:
             verdict=verdict,
             template=template,
             fetched=fetched,
-            fingerprint=(fingerprint := _fingerprint(definition, workflow_id, verdict, parts)),
+            fingerprint=(fingerprint := _fingerprint(prefix, parts)),
             etag=f'W/"{fingerprint}"',
             known=any(part.view is not None for part in parts.values()),
             unknown_everywhere=all(p.outcome is Outcome.NOT_FOUND for p in parts.values()),
@@ -111,18 +118,36 @@ class Rendering:
         )
 
 
-def _fingerprint(
-    definition: WorkflowDefinition, workflow_id: str, verdict: Verdict, parts: Mapping[str, Part]
-) -> str:
-    digest = hashlib.blake2b(digest_size=12)
-    facts: list[object] = [workflow_id, definition.name, verdict]
-    for name, part in parts.items():
-        view = part.view
-        seen = None if view is None else (view.state, view.version, view.updated_at)
-        error = None if part.error is None else part.error.kind
-        facts.append((name, part.outcome, seen, error))
-    digest.update(repr(facts).encode())
-    return digest.hexdigest()
+def _part_fields(part: Part) -> dict[str, object]:
+    """A part's fields as ``render_part`` gives them, but its age."""
+    view = part.view
+    fetched = part.fetched_at if part.source is not None else None
+    return {
+        "outcome": part.outcome,
+        "source": part.source,
+        "fetched_at": None if fetched is None else datetime.fromtimestamp(fetched, UTC),
+        "updated_at": None if view is None else view.updated_at,
+        "state": None if view is None else view.state,
+        "version": None if view is None else view.version,
+        "view": view,
+        "error": part.error,
+    }
+
+
+def _fingerprint(prefix: bytes, parts: Mapping[str, Part]) -> str:
+    """Over what the answer says (status, anomalies, each part's outcome, state,
+    version, error kind), not over when it was fetched or generated."""
+    facts = [
+        (
+            name,
+            part.outcome,
+            None if part.view is None else (part.view.state, part.view.version),
+            None if part.view is None else part.view.updated_at,
+            None if part.error is None else part.error.kind,
+        )
+        for name, part in parts.items()
+    ]
+    return hashlib.blake2b(prefix + to_json(facts), digest_size=12).hexdigest()
 
 
 @lru_cache(maxsize=4)

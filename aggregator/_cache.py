@@ -1,11 +1,11 @@
-"""Per-participant part stores: a short-lived cache and a last-known-good store."""
+"""Per-participant part store: served as cache while fresh, as last known good after."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 
-from cachetools import TLRUCache, TTLCache
+from cachetools import TTLCache
 
 from contracts import Outcome, Source
 
@@ -13,15 +13,15 @@ from ._part import Part
 
 
 class PartCache:
-    """Two bounded stores on an injected clock.
+    """One bounded store on an injected clock.
 
-    ``fresh`` answers (ok or not-found) are served as ``cache`` for their time to
-    live, longer for a final state. The ``known_good`` store keeps the last ok
-    answer for the stale window, and is read only when a live fetch fails.
-    Failures are never stored.
+    A live ok or not-found part is kept, marked ``cache``. While younger than its
+    time to live (longer for a final state) it is ``fresh`` and answers in place
+    of a fetch; an ok part younger than the stale window is the ``known_good``
+    one, read only when a live fetch fails. Failures are never stored.
     """
 
-    __slots__ = ("_fresh", "_known_good", "_terminal", "_terminal_ttl", "_ttl")
+    __slots__ = ("_clock", "_parts", "_stale", "_terminal", "_terminal_ttl", "_ttl")
 
     def __init__(
         self,
@@ -35,31 +35,36 @@ class PartCache:
     ) -> None:
         self._ttl = ttl
         self._terminal_ttl = terminal_ttl
+        self._stale = stale
         self._terminal = terminal
-        self._fresh: TLRUCache[Hashable, Part] = TLRUCache(max_entries, self._expiry, timer=clock)
-        self._known_good: TTLCache[Hashable, Part] = TTLCache(max_entries, stale, timer=clock)
+        self._clock = clock
+        longest = max(ttl, terminal_ttl, stale)
+        self._parts: TTLCache[Hashable, Part] = TTLCache(max_entries, longest, timer=clock)
 
-    def _expiry(self, _key: Hashable, part: Part, now: float) -> float:
+    def lifetime(self, part: Part) -> float:
+        """How long ``part`` is served from the cache after it was fetched."""
         final = part.view is not None and part.view.state in self._terminal
-        return now + (self._terminal_ttl if final else self._ttl)
+        return self._terminal_ttl if final else self._ttl
 
     def fresh(self, key: Hashable) -> Part | None:
         """A part still within its time to live, marked ``cache``."""
-        return self._fresh.get(key)
+        part = self._parts.get(key)
+        if part is None or part.fetched_at is None:
+            return None
+        return part if self._clock() - part.fetched_at < self.lifetime(part) else None
 
     def known_good(self, key: Hashable) -> Part | None:
-        """The last ok part within the stale window, as it was fetched."""
-        return self._known_good.get(key)
+        """The last ok part within the stale window."""
+        part = self._parts.get(key)
+        if part is None or part.outcome is not Outcome.OK or part.fetched_at is None:
+            return None
+        return part if self._clock() - part.fetched_at < self._stale else None
 
     def store(self, key: Hashable, part: Part) -> None:
         """Keep a live ok or not-found part; anything else is ignored."""
         if part.source is not Source.LIVE or part.outcome not in (Outcome.OK, Outcome.NOT_FOUND):
             return
-        self._fresh[key] = replace(part, source=Source.CACHE)
-        if part.outcome is Outcome.OK:
-            self._known_good[key] = part
-        else:
-            self._known_good.pop(key, None)
+        self._parts[key] = replace(part, source=Source.CACHE)
 
     def __len__(self) -> int:
-        return len(self._fresh)
+        return len(self._parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 
 import aiohttp
@@ -34,6 +35,8 @@ class AiohttpTransport:
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             trust_env=False,
+            # One asyncio timeout per call (above) is cheaper than aiohttp's own timers.
+            timeout=aiohttp.ClientTimeout(total=None),
         )
         return self
 
@@ -55,12 +58,14 @@ class AiohttpTransport:
         if self._session is None:
             raise RuntimeError("AiohttpTransport used outside 'async with'")
         try:
-            async with self._session.get(
-                URL(request.url, encoded=True),
-                headers=request.headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=request.timeout),
-            ) as response:
+            async with (
+                asyncio.timeout(request.timeout),
+                self._session.get(
+                    URL(request.url, encoded=True),
+                    headers=request.headers,
+                    allow_redirects=False,
+                ) as response,
+            ):
                 limit = request.max_body_bytes
                 length = response.content_length
                 if length is not None and length > limit:

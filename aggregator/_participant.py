@@ -136,16 +136,13 @@ class ParticipantClient:
         self.stats.cache_hits += 1
         self.stats.outcomes[part.outcome] += 1
 
-    async def resolve(
+    def flight(
         self, key: Key, segment: str, *, deadline: float, headers: Mapping[str, str]
-    ) -> Part:
-        """This participant's part, never raising for anything the participant does.
+    ) -> _Flight:
+        """The call for this part: the one already in flight for it, or a new one.
 
         ``deadline`` is in event-loop time; callers wanting the same key share one call.
         """
-        part = self.cached(key)
-        if part is not None:
-            return part
         flight = self._inflight.get(key)
         if flight is None:
             ends = min(deadline, asyncio.get_running_loop().time() + self._timeout)
@@ -154,6 +151,13 @@ class ParticipantClient:
             task.add_done_callback(lambda _: self._forget(key, task))
         else:
             self.stats.coalesced += 1
+        return flight
+
+    async def land(self, key: Key, flight: _Flight, *, deadline: float) -> Part:
+        """The part a call brings, or what stands in for it at ``deadline``.
+
+        Never raises for anything the participant does.
+        """
         if deadline >= flight.ends:
             # The call ends by itself in time, with the precise reason if it fails.
             part = await asyncio.shield(flight.task)

@@ -16,6 +16,7 @@ from contracts import (
     PaymentView,
     ShippingView,
     Source,
+    WorkflowStatus,
 )
 from tests.helpers import body
 
@@ -68,7 +69,11 @@ def test_json_is_the_models_json(
     answer = answer_of(
         {"payment": payment, "inventory": inventory, "shipping": shipping}, NOW + later
     )
-    assert answer.json() == answer.status().model_dump_json().encode()
+    status = answer.status()
+    assert answer.json() == status.model_dump_json().encode()
+    # the model is built without validation: check that it would pass it
+    assert WorkflowStatus.model_validate(status.model_dump()) == status
+    assert WorkflowStatus.model_validate_json(answer.json()) == status
 
 
 def test_a_rendering_serves_only_its_own_parts() -> None:

@@ -32,13 +32,14 @@ def test_fresh_within_ttl_then_known_good_until_the_stale_window_ends() -> None:
     store.store("k", live)
     hit = store.fresh("k")
     assert hit is not None and hit.source is Source.CACHE and hit.fetched_at == live.fetched_at
+    assert hit.view == live.view
     clock.advance(1.999)
     assert store.fresh("k") is not None
     clock.advance(0.001)
     assert store.fresh("k") is None
-    assert store.known_good("k") == live
+    assert store.known_good("k") == hit
     clock.advance(57.999)
-    assert store.known_good("k") == live
+    assert store.known_good("k") == hit
     clock.advance(0.001)
     assert store.known_good("k") is None
 
