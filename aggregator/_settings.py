@@ -73,7 +73,7 @@ class CacheSettings(_Settings):
     ttl_ms: Millis = Field(2_000, description="How long a part is served from the cache.")
     terminal_ttl_ms: Millis = Field(10_000, description="The same, for a part in a final state.")
     stale_ms: Millis = Field(60_000, description="How long a last good part may stand in.")
-    max_entries: int = Field(20_000, ge=1, description="Per participant, per store.")
+    max_entries: int = Field(20_000, ge=1, description="Parts kept per participant.")
 
 
 class DeclaredParticipant(_Settings):
