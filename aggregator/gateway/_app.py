@@ -10,7 +10,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -27,7 +27,7 @@ from ._logs import REQUEST_ID, access_log, log
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._openapi import openapi_document
 from ._problems import problem, problem_body
-from ._render import COMPLETE_HEADER, answer_response, status_code
+from ._render import COMPLETE_HEADER, ResponseMemo, answer_response, status_code
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -45,6 +45,7 @@ class Gateway:
     metrics: GatewayMetrics
     openapi: bytes
     access_log: bool = True
+    responses: ResponseMemo = field(default_factory=ResponseMemo)
     active: int = 0  # workflow requests being answered
     in_flight: int = 0  # all requests being answered
 
@@ -203,7 +204,9 @@ async def get_status(request: web.Request) -> web.StreamResponse:
             )
         except InvalidWorkflowId as exc:
             return problem("invalid-workflow-id", 400, str(exc))
-    return answer_response(request, answer, retry_after=gateway.settings.gateway.retry_after_s)
+    return answer_response(
+        request, answer, retry_after=gateway.settings.gateway.retry_after_s, memo=gateway.responses
+    )
 
 
 async def post_batch(request: web.Request) -> web.StreamResponse:

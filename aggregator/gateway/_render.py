@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aggregator._answer import Answer
+from aggregator._answer import Answer, Rendering
 from contracts import Outcome, WorkflowStatus
 
 from ._problems import problem
@@ -37,8 +37,45 @@ def _matches(if_none_match: str, tag: str) -> bool:
     )
 
 
+class ResponseMemo:
+    """The last 200 answer's headers and body per rendering: answers to the same
+    parts within the same millisecond say exactly the same, so they share them."""
+
+    __slots__ = ("_last", "_limit")
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._last: dict[int, tuple[Rendering, float, dict[str, str], bytes]] = {}
+
+    def get(self, answer: Answer) -> tuple[dict[str, str], bytes]:
+        rendering = answer.rendering
+        last = self._last.get(id(rendering))
+        if last is not None and last[0] is rendering and last[1] == answer.now:
+            return last[2], last[3]
+        headers, body = _headers(answer), answer.json()
+        if len(self._last) >= self._limit:
+            self._last.clear()
+        self._last[id(rendering)] = (rendering, answer.now, headers, body)
+        return headers, body
+
+
+def _headers(answer: Answer) -> dict[str, str]:
+    rendering = answer.rendering
+    age_ms = answer.oldest_age_ms()
+    complete = rendering.verdict.complete
+    return {
+        "Content-Type": "application/json",
+        "ETag": rendering.etag,
+        "Age": str(age_ms // 1000),
+        "Cache-Control": f"max-age={(age_ms + round(answer.freshness() * 1000)) // 1000}"
+        if complete and not rendering.stale
+        else "no-store",
+        COMPLETE_HEADER: "true" if complete else "false",
+    }
+
+
 def answer_response(
-    request: web.Request, answer: Answer, *, retry_after: int
+    request: web.Request, answer: Answer, *, retry_after: int, memo: ResponseMemo
 ) -> web.StreamResponse:
     """The response to one status request.
 
@@ -70,18 +107,8 @@ def answer_response(
             workflow_id=answer.workflow_id,
             participants=reasons,
         )
-    age_ms = answer.oldest_age_ms()
-    complete = rendering.verdict.complete
-    headers = {
-        "Content-Type": "application/json",
-        "ETag": rendering.etag,
-        "Age": str(age_ms // 1000),
-        "Cache-Control": f"max-age={(age_ms + round(answer.freshness() * 1000)) // 1000}"
-        if complete and not rendering.stale
-        else "no-store",
-        COMPLETE_HEADER: "true" if complete else "false",
-    }
+    headers, body = memo.get(answer)  # web.Response copies the headers: never mutated
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None and _matches(if_none_match, rendering.etag):
         return web.Response(status=304, headers=headers)
-    return web.Response(body=answer.json(), headers=headers)
+    return web.Response(body=body, headers=headers)
