@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import replace
 
 from cachetools import TTLCache
 
@@ -64,7 +63,7 @@ class PartCache:
         """Keep a live ok or not-found part; anything else is ignored."""
         if part.source is not Source.LIVE or part.outcome not in (Outcome.OK, Outcome.NOT_FOUND):
             return
-        self._parts[key] = replace(part, source=Source.CACHE)
+        self._parts[key] = Part(part.outcome, Source.CACHE, part.view, part.fetched_at, part.error)
 
     def __len__(self) -> int:
         return len(self._parts)

@@ -28,6 +28,7 @@ from ._errors import ConfigError
 ABSENT = "absent"
 
 Condition = Mapping[str, frozenset[str]]
+_MEMO_LIMIT = 4096  # combinations of states remembered per definition
 Known = Mapping[str, str | None]
 
 
@@ -90,10 +91,19 @@ class WorkflowDefinition:
     anomalies: tuple[AnomalyRule, ...] = ()
     fallback: str = "unknown"
     by_name: Mapping[str, ParticipantDef] = field(init=False, repr=False, compare=False)
+    # derive() and detect() are pure and see few distinct combinations of states.
+    _derived: dict[tuple[tuple[str, str | None], ...], tuple[str, tuple[str, ...]]] = field(
+        init=False, repr=False, compare=False
+    )
+    _detected: dict[tuple[tuple[str, str | None], ...], tuple[Anomaly, ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         by_name = {participant.name: participant for participant in self.participants}
         object.__setattr__(self, "by_name", MappingProxyType(by_name))
+        object.__setattr__(self, "_derived", {})
+        object.__setattr__(self, "_detected", {})
         where = f"workflow {self.name!r}"
         if not self.participants:
             raise ConfigError(f"{where}: declares no participants")
@@ -142,18 +152,33 @@ class WorkflowDefinition:
 
     def derive(self, known: Known) -> tuple[str, tuple[str, ...]]:
         """The status of the first matching rule, and the participants it was decided by."""
+        key = tuple(known.items())
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derive(known)
+            if len(self._derived) < _MEMO_LIMIT:
+                self._derived[key] = found
+        return found
+
+    def _derive(self, known: Known) -> tuple[str, tuple[str, ...]]:
         for rule in self.rules:
             if _matches(rule.condition, known):
                 return rule.status, tuple(rule.condition)
         return self.fallback, ()
 
-    def detect(self, known: Known) -> list[Anomaly]:
+    def detect(self, known: Known) -> tuple[Anomaly, ...]:
         """Every anomaly rule that matches."""
-        return [
-            Anomaly(code=rule.code, message=rule.message, participants=tuple(rule.condition))
-            for rule in self.anomalies
-            if _matches(rule.condition, known)
-        ]
+        key = tuple(known.items())
+        found = self._detected.get(key)
+        if found is None:
+            found = tuple(
+                Anomaly(code=rule.code, message=rule.message, participants=tuple(rule.condition))
+                for rule in self.anomalies
+                if _matches(rule.condition, known)
+            )
+            if len(self._detected) < _MEMO_LIMIT:
+                self._detected[key] = found
+        return found
 
 
 ACTIVE_SHIPMENT = ("scheduled", "in_transit", "delivered")
