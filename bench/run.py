@@ -104,17 +104,8 @@ def parse_wrk(out: str) -> Wrk:
 
 
 def lua_unique_ids(directory: Path, prefix: str) -> Path:
-    path = directory / f"unique-{prefix}.lua"
-    path.write_text(
-        f"""
-counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", "/workflows/{prefix}-" .. counter .. "/status")
-end
-"""
-    )
-    return path
+    """A new id for every request."""
+    return lua_pool(directory, prefix, 10**12, None)
 
 
 def lua_pool(directory: Path, prefix: str, size: int, pattern: str | None) -> Path:
