@@ -123,8 +123,9 @@ def _part_fields(part: Part) -> dict[str, object]:
     view = part.view
     fetched = part.fetched_at if part.source is not None else None
     return {
-        "outcome": part.outcome,
-        "source": part.source,
+        # to_json infers an enum's type on every call; its value is a plain string.
+        "outcome": part.outcome.value,
+        "source": None if part.source is None else part.source.value,
         "fetched_at": None if fetched is None else datetime.fromtimestamp(fetched, UTC),
         "updated_at": None if view is None else view.updated_at,
         "state": None if view is None else view.state,
@@ -140,10 +141,10 @@ def _fingerprint(prefix: bytes, parts: Mapping[str, Part]) -> str:
     facts = [
         (
             name,
-            part.outcome,
+            part.outcome.value,
             None if part.view is None else (part.view.state, part.view.version),
             None if part.view is None else part.view.updated_at,
-            None if part.error is None else part.error.kind,
+            None if part.error is None else part.error.kind.value,
         )
         for name, part in parts.items()
     ]
