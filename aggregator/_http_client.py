@@ -57,15 +57,23 @@ class AiohttpTransport:
     async def __call__(self, request: OutboundRequest) -> TransportResponse | TransportFailure:
         if self._session is None:
             raise RuntimeError("AiohttpTransport used outside 'async with'")
+        if request.timeout is None:
+            return await self._exchange(self._session, request)
         try:
-            async with (
-                asyncio.timeout(request.timeout),
-                self._session.get(
-                    URL(request.url, encoded=True),
-                    headers=request.headers,
-                    allow_redirects=False,
-                ) as response,
-            ):
+            async with asyncio.timeout(request.timeout):
+                return await self._exchange(self._session, request)
+        except TimeoutError:
+            return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.TIMEOUT, "no answer in time")
+
+    async def _exchange(
+        self, session: aiohttp.ClientSession, request: OutboundRequest
+    ) -> TransportResponse | TransportFailure:
+        try:
+            async with session.get(
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                allow_redirects=False,
+            ) as response:
                 limit = request.max_body_bytes
                 length = response.content_length
                 if length is not None and length > limit:
@@ -80,8 +88,6 @@ class AiohttpTransport:
                 body = b"".join(chunks)
                 headers = {name.lower(): value for name, value in response.headers.items()}
                 return TransportResponse(response.status, headers, body)
-        except TimeoutError:
-            return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.TIMEOUT, "no answer in time")
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             return TransportFailure(

@@ -205,7 +205,7 @@ class ParticipantClient:
         request = OutboundRequest(
             url=self._template.replace("{workflow_id}", segment),
             headers={**self._base_headers, **headers},
-            timeout=max(0.001, call_deadline - started),
+            timeout=None,  # _ask bounds the whole call, retry included
             max_body_bytes=self._max_body,
         )
         stage = ErrorKind.BULKHEAD_FULL

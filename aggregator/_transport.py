@@ -17,7 +17,7 @@ from contracts import ErrorKind, Outcome
 class OutboundRequest:
     url: str  # already holds the percent-encoded workflow id
     headers: Mapping[str, str]
-    timeout: float  # seconds
+    timeout: float | None  # seconds; None: the caller bounds the call itself
     max_body_bytes: int
 
 

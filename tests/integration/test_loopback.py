@@ -192,3 +192,23 @@ async def test_a_whole_status_in_every_case(participants: LoopbackParticipants) 
     again = WorkflowStatus.model_validate_json(status.model_dump_json())
     assert again == status
     assert set(status.participants) == {"payment", "inventory", "shipping"}
+
+
+async def test_the_transport_on_its_own_bounds_a_call_by_its_timeout(
+    participants: LoopbackParticipants,
+) -> None:
+    from aggregator import AiohttpTransport, OutboundRequest, TransportFailure
+
+    hang = asyncio.Event()
+
+    async def stall(_: web.Request) -> web.StreamResponse:
+        await hang.wait()
+        return web.Response()
+
+    participants.behaviours["payment"] = stall
+    url = participants.url("payment").replace("{workflow_id}", "o-1")
+    async with AiohttpTransport() as transport:
+        answer = await transport(OutboundRequest(url, {}, 0.05, 1024))
+    hang.set()
+    assert isinstance(answer, TransportFailure)
+    assert (answer.kind, answer.outcome) == (ErrorKind.TIMEOUT, Outcome.UNAVAILABLE)
