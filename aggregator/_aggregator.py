@@ -83,7 +83,6 @@ class StatusAggregator:
                 transport=transport,
                 clock=self._clock,
                 rng=self._rng,
-                base_headers=BASE_HEADERS,
                 observer=self._observer,
             )
             for participant in self.definition.participants
@@ -179,6 +178,7 @@ class StatusAggregator:
         missing = [c for c in self._clients if parts[c.name] is None]
         if missing:
             deadline = asyncio.get_running_loop().time() + self._deadline
+            headers = {**BASE_HEADERS, **headers}
             # Every call starts before any is awaited: they run concurrently, as tasks.
             flights = [
                 (c, c.flight(key, segment, deadline=deadline, headers=headers)) for c in missing

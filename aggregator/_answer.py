@@ -24,9 +24,13 @@ from ._rules import WorkflowDefinition
 _NEVER = float("-inf")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rendering:
-    """What a set of parts says, rendered once for as long as the same parts are served."""
+    """What a set of parts says, rendered once for as long as the same parts are served.
+
+    Treat it as immutable (it is not frozen only because building a frozen
+    object of this many fields costs more than the rest of a cache hit).
+    """
 
     workflow_id: str
     parts: Mapping[str, Part]

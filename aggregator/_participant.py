@@ -12,7 +12,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from asyncio_throttle.throttler import Throttler
 
@@ -47,8 +47,7 @@ class ParticipantStats:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(frozen=True, slots=True)
-class _Flight:
+class _Flight(NamedTuple):
     """A call in flight, shared by every caller who wants the same part meanwhile."""
 
     task: asyncio.Task[Part]
@@ -87,7 +86,6 @@ class ParticipantClient:
         transport: Transport,
         clock: Callable[[], float],
         rng: random.Random,
-        base_headers: Mapping[str, str],
         observer: Observer | None = None,
     ) -> None:
         self.participant = participant
@@ -98,7 +96,6 @@ class ParticipantClient:
         self._transport = transport
         self._clock = clock
         self._rng = rng
-        self._base_headers = dict(base_headers)
         self._observer = observer
         protection = settings.protection
         self._retry = protection.retry
@@ -204,7 +201,7 @@ class ParticipantClient:
     ) -> tuple[Part, bool]:
         request = OutboundRequest(
             url=self._template.replace("{workflow_id}", segment),
-            headers={**self._base_headers, **headers},
+            headers=headers,
             timeout=None,  # _ask bounds the whole call, retry included
             max_body_bytes=self._max_body,
         )
