@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 
 from pydantic_core import to_json
 
 from contracts import Outcome, Source, WorkflowStatus
 
-from ._merge import _EPOCH, Verdict, as_status, judge
+from ._merge import _EPOCH, Verdict, as_status, judge, part_fields
 from ._part import Part
 from ._rules import WorkflowDefinition
 
@@ -74,7 +75,7 @@ class Rendering:
         # Everything rendered is escaped for %-formatting before the placeholders
         # are added, so no '%' in a participant's data can act as one.
         heads = [
-            (to_json(name) + b":" + to_json(_part_fields(part))[:-1]).replace(b"%", b"%%")
+            (to_json(name) + b":" + to_json(_json_fields(part))[:-1]).replace(b"%", b"%%")
             + b',"age_ms":%s}'
             for name, part in parts.items()
         ]
@@ -122,21 +123,13 @@ class Rendering:
         )
 
 
-def _part_fields(part: Part) -> dict[str, object]:
-    """A part's fields as ``render_part`` gives them, but its age."""
-    view = part.view
-    fetched = part.fetched_at if part.source is not None else None
-    return {
-        # to_json infers an enum's type on every call; its value is a plain string.
-        "outcome": part.outcome.value,
-        "source": None if part.source is None else part.source.value,
-        "fetched_at": None if fetched is None else datetime.fromtimestamp(fetched, UTC),
-        "updated_at": None if view is None else view.updated_at,
-        "state": None if view is None else view.state,
-        "version": None if view is None else view.version,
-        "view": view,
-        "error": part.error,
-    }
+def _json_fields(part: Part) -> dict[str, Any]:
+    """``part_fields`` ready for to_json, which infers an enum member's type on every
+    call (about 2 us each): the values are plain strings."""
+    fields = part_fields(part)
+    fields["outcome"] = part.outcome.value
+    fields["source"] = None if part.source is None else part.source.value
+    return fields
 
 
 def _fingerprint(prefix: bytes, parts: Mapping[str, Part]) -> str:
