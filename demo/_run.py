@@ -24,8 +24,7 @@ from rich.live import Live
 from aggregator import Settings, StatusAggregator
 from aggregator.gateway import GATEWAY, create_app
 from contracts import BatchResponse
-from participants import Chance, Choreography, ChoreographyConfig, ListenError
-from participants._choreography import listen
+from participants import Chance, Choreography, ChoreographyConfig, ListenError, listen
 
 from ._tracker import Tracker
 from ._view import PARTICIPANTS, plain_line, screen

@@ -12,6 +12,7 @@ from ._choreography import (
     Choreography,
     ChoreographyConfig,
     ListenError,
+    listen,
 )
 from ._events import Event, EventType, order_placed
 from ._service import Faults, Participant
@@ -38,5 +39,6 @@ __all__ = [
     "Record",
     "ShippingService",
     "Store",
+    "listen",
     "order_placed",
 ]
