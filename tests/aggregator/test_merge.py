@@ -35,6 +35,12 @@ def unavailable(kind: ErrorKind = ErrorKind.TIMEOUT) -> Part:
     return Part(Outcome.UNAVAILABLE, error=PartError(kind=kind, detail="no answer in time"))
 
 
+def stale(held: Part, kind: ErrorKind, detail: str, outcome: Outcome = Outcome.UNAVAILABLE) -> Part:
+    """``held`` shown past its time to live, with why the live fetch did not replace it."""
+    error = PartError(kind=kind, detail=detail)
+    return Part(outcome, Source.STALE, held.view, held.fetched_at, error)
+
+
 ABSENT_PART = Part(Outcome.NOT_FOUND, Source.LIVE, fetched_at=NOW)
 
 
@@ -82,16 +88,10 @@ def test_not_found_is_an_answer_and_keeps_the_status_complete() -> None:
 
 def test_cache_and_stale_parts_carry_their_age() -> None:
     cached = live("payment", "captured", age=1.5)
-    stale = live("inventory", "reserved", age=30.0)
+    held = live("inventory", "reserved", age=30.0)
     status = run(
         payment=Part(cached.outcome, Source.CACHE, cached.view, cached.fetched_at),
-        inventory=Part(
-            Outcome.UNAVAILABLE,
-            Source.STALE,
-            stale.view,
-            stale.fetched_at,
-            PartError(kind=ErrorKind.HTTP_STATUS, detail="HTTP 503"),
-        ),
+        inventory=stale(held, ErrorKind.HTTP_STATUS, "HTTP 503"),
         shipping=ABSENT_PART,
     )
     assert status.participants["payment"].age_ms == 1500
@@ -127,15 +127,9 @@ def test_contradictions_are_reported() -> None:
 
 
 def test_stale_parts_decide_the_status_but_raise_no_anomaly() -> None:
-    stale = live("payment", "authorized", age=4.0)
+    held = live("payment", "authorized", age=4.0)
     status = run(
-        payment=Part(
-            Outcome.UNAVAILABLE,
-            Source.STALE,
-            stale.view,
-            stale.fetched_at,
-            PartError(kind=ErrorKind.TIMEOUT, detail="no answer in time"),
-        ),
+        payment=stale(held, ErrorKind.TIMEOUT, "no answer in time"),
         inventory=live("inventory", "reserved"),
         shipping=live("shipping", "scheduled"),
     )
@@ -145,13 +139,8 @@ def test_stale_parts_decide_the_status_but_raise_no_anomaly() -> None:
 
 def test_a_version_regression_becomes_an_anomaly() -> None:
     held = live("payment", "captured", version=5, age=3.0)
-    regressed = Part(
-        Outcome.OK,
-        Source.STALE,
-        held.view,
-        held.fetched_at,
-        PartError(kind=ErrorKind.VERSION_REGRESSION, detail="answered version 3, older than 5"),
-    )
+    detail = "answered version 3, older than 5"
+    regressed = stale(held, ErrorKind.VERSION_REGRESSION, detail, outcome=Outcome.OK)
     status = run(payment=regressed, inventory=ABSENT_PART, shipping=ABSENT_PART)
     assert status.participants["payment"].version == 5
     assert [(a.code, a.participants) for a in status.anomalies] == [
