@@ -72,12 +72,11 @@ def _banner(message: str) -> str:
 def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
     from aiohttp import web
 
-    from .gateway import configure_logging, create_app
+    from .gateway import process_app
 
-    configure_logging(settings.gateway.log_format)
     try:
         web.run_app(
-            create_app(settings),
+            process_app(settings),
             host=host,
             port=port,
             reuse_port=reuse_port or None,

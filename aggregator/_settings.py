@@ -161,6 +161,12 @@ class GatewaySettings(_Settings):
     shutdown_timeout_ms: Millis = Field(10_000, description="Grace for in-flight requests.")
     log_format: Literal["text", "json"] = "text"
     access_log: bool = Field(True, description="One log line per request.")
+    gc_young_threshold: int = Field(
+        50_000,
+        ge=0,
+        description="Allocations between young garbage collections in the gateway's "
+        "processes (Python's default is 700); 0 leaves the collector alone.",
+    )
     auth: AuthSettings = AuthSettings()
 
 

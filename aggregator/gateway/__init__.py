@@ -9,7 +9,7 @@ Example::
     web.run_app(create_app(Settings.from_file("aggregator.toml")), port=8080)
 """
 
-from ._app import GATEWAY, Gateway, create_app, gunicorn_app
+from ._app import GATEWAY, Gateway, create_app, gunicorn_app, process_app
 from ._logs import configure_logging
 
-__all__ = ["GATEWAY", "Gateway", "configure_logging", "create_app", "gunicorn_app"]
+__all__ = ["GATEWAY", "Gateway", "configure_logging", "create_app", "gunicorn_app", "process_app"]

@@ -23,7 +23,8 @@ from aggregator._transport import Transport
 from contracts import BatchEntry, BatchRequest, BatchResponse, Problem
 
 from ._auth import Authenticator
-from ._logs import REQUEST_ID, access_log, log
+from ._collector import tune_collector
+from ._logs import REQUEST_ID, access_log, configure_logging, log
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._openapi import openapi_document
 from ._problems import problem, problem_body
@@ -341,6 +342,22 @@ def create_app(
     return app
 
 
+def process_app(settings: Settings) -> web.Application:
+    """The gateway as the only application of its process (``serve``, gunicorn).
+
+    Logging is set up for the process, and once the aggregator is open the
+    garbage collector is tuned for a long-running server (see ``_collector``).
+    """
+    configure_logging(settings.gateway.log_format)
+    app = create_app(settings)
+
+    async def tune(_: web.Application) -> None:
+        tune_collector(settings.gateway.gc_young_threshold)
+
+    app.on_startup.append(tune)
+    return app
+
+
 async def gunicorn_app() -> web.Application:
     """An app factory for gunicorn's aiohttp workers, configured from the environment.
 
@@ -351,8 +368,5 @@ async def gunicorn_app() -> web.Application:
 
     from aggregator._cli import CONFIG_ENV
 
-    from ._logs import configure_logging
-
     settings = Settings.from_file(os.environ.get(CONFIG_ENV, "aggregator.toml"), env=os.environ)
-    configure_logging(settings.gateway.log_format)
-    return create_app(settings)
+    return process_app(settings)
