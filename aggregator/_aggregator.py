@@ -67,7 +67,8 @@ class StatusAggregator:
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
         # One rendering per workflow and scope, reused while the same cached parts are
         # served. A plain dict, oldest first out: it is read on every cached answer.
-        self._renderings: dict[tuple[str, str], Rendering] = {}
+        # With stand-ins from open circuits, the breakers' change counts when it was made.
+        self._renderings: dict[tuple[str, str], tuple[Rendering, tuple[int, ...] | None]] = {}
         self._max_renderings = cache.max_entries
 
     async def __aenter__(self) -> StatusAggregator:
@@ -139,15 +140,21 @@ class StatusAggregator:
         The parts are the very ones the cache would give, so they need not be
         looked up one by one (and the id was validated when they were first asked for).
         """
-        rendering = self._renderings.get((scope, workflow_id))
-        if rendering is None or not self._clients:
+        entry = self._renderings.get((scope, workflow_id))
+        if entry is None or not self._clients:
             return None
+        rendering, circuits = entry
         now = self._now()
         if now >= rendering.reusable_until:
             return None
+        if circuits is not None and circuits != self._circuits():
+            return None  # a breaker opened or closed since: stand-ins may differ
         for client, part in zip(self._clients, rendering.parts.values(), strict=True):
-            client.count_cache_hit(part)
+            client.count_served(part)
         return Answer(self.definition, rendering, now)
+
+    def _circuits(self) -> tuple[int, ...]:
+        return tuple(client.breaker.changes for client in self._clients)
 
     async def status_many(
         self,
@@ -174,7 +181,13 @@ class StatusAggregator:
         if not self._clients:
             raise NotOpen("use the aggregator inside 'async with StatusAggregator(...)'")
         key = (scope, workflow_id)
-        parts: dict[str, Part | None] = {c.name: c.cached(key) for c in self._clients}
+        parts: dict[str, Part | None] = {}
+        stand_ins: dict[str, float] = {}
+        for c in self._clients:
+            part = parts[c.name] = c.cached(key)
+            if part is None and (part := c.refused(key)) is not None:
+                parts[c.name] = part
+                stand_ins[c.name] = c.refused_until(part)
         missing = [c for c in self._clients if parts[c.name] is None]
         if missing:
             deadline = asyncio.get_running_loop().time() + self._deadline
@@ -186,18 +199,20 @@ class StatusAggregator:
             for client, flight in flights:
                 parts[client.name] = await client.land(key, flight, deadline=deadline)
         complete = {name: part for name, part in parts.items() if part is not None}
-        rendering = self._renderings.get(key)
-        if rendering is None or not rendering.serves(complete):
+        entry = self._renderings.get(key)
+        rendering = None if entry is None else entry[0]
+        if rendering is None or not rendering.serves(complete) or stand_ins:
             rendering = Rendering.of(
                 self.definition,
                 workflow_id,
                 complete,
                 ttl=self._ttl,
                 terminal_ttl=self._terminal_ttl,
+                stand_ins=stand_ins,
             )
             if len(self._renderings) >= self._max_renderings:
                 del self._renderings[next(iter(self._renderings))]
-            self._renderings[key] = rendering
+            self._renderings[key] = (rendering, self._circuits() if stand_ins else None)
         return Answer(self.definition, rendering, self._now())
 
     def _now(self) -> float:

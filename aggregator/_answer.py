@@ -45,7 +45,9 @@ class Rendering:
     stale: bool  # some part shown is past its time to live
     oldest_fetch: float | None
     expires: float  # when the first shown part leaves the cache (-inf: one is stale)
-    reusable_until: float  # until when these parts may be served without asking again
+    # Until when these parts may be served without asking again: the first cached
+    # part's expiry, or a stand-in's end; -inf when any part was just fetched.
+    reusable_until: float
     # The last JSON rendered and its time: answers within one millisecond share it.
     last_json: list[tuple[float, bytes]] = field(default_factory=list, compare=False)
 
@@ -58,7 +60,10 @@ class Rendering:
         *,
         ttl: float,
         terminal_ttl: float,
+        stand_ins: Mapping[str, float] | None = None,
     ) -> Rendering:
+        """``stand_ins``: parts given in place of a call (the circuit is open), each
+        with the time until which it would be given again."""
         verdict = judge(definition, parts)
         # pydantic's own serializer, on plain values: the same bytes the models give,
         # without building them. The fields are in the models' order.
@@ -88,17 +93,18 @@ class Rendering:
         fetched = tuple(
             part.fetched_at if part.source is not None else None for part in parts.values()
         )
-        expires = float("inf")
+        expires = float("inf")  # of the shown parts that are not stale
         for name, part in parts.items():
-            if part.source is None or part.fetched_at is None:
+            if part.source is None or part.source is Source.STALE or part.fetched_at is None:
                 continue
-            if part.source is Source.STALE:
-                expires = _NEVER
-                break
             view = part.view
             final = view is not None and view.state in definition.by_name[name].terminal
             expires = min(expires, part.fetched_at + (terminal_ttl if final else ttl))
-        cached = all(part.source is Source.CACHE for part in parts.values())
+        stand_ins = stand_ins or {}
+        reusable = bool(parts) and all(
+            part.source is Source.CACHE or name in stand_ins for name, part in parts.items()
+        )
+        stale = any(part.source is Source.STALE for part in parts.values())
         shown = [at for at in fetched if at is not None]
         return cls(
             workflow_id=workflow_id,
@@ -110,10 +116,10 @@ class Rendering:
             etag=f'W/"{fingerprint}"',
             known=any(part.view is not None for part in parts.values()),
             unknown_everywhere=all(p.outcome is Outcome.NOT_FOUND for p in parts.values()),
-            stale=any(part.source is Source.STALE for part in parts.values()),
+            stale=stale,
             oldest_fetch=min(shown) if shown else None,
-            expires=expires,
-            reusable_until=expires if cached and parts else _NEVER,
+            expires=_NEVER if stale else expires,
+            reusable_until=min([expires, *stand_ins.values()]) if reusable else _NEVER,
         )
 
     def serves(self, parts: Mapping[str, Part]) -> bool:

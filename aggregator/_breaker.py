@@ -36,6 +36,7 @@ class CircuitBreaker:
         "_probing",
         "_reset_after",
         "_threshold",
+        "changes",
     )
 
     def __init__(
@@ -48,6 +49,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = 0
+        self.changes = 0  # times it has opened or closed; read, never write
 
     @property
     def state(self) -> BreakerState:
@@ -56,6 +58,13 @@ class CircuitBreaker:
         if self._clock() - self._opened_at < self._reset_after:
             return BreakerState.OPEN
         return BreakerState.HALF_OPEN
+
+    @property
+    def reopens_at(self) -> float:
+        """When an open breaker lets a probe through (clock time); -inf when closed."""
+        if self._opened_at is None:
+            return float("-inf")
+        return self._opened_at + self._reset_after
 
     @property
     def consecutive_failures(self) -> int:
@@ -77,11 +86,14 @@ class CircuitBreaker:
         if half_open:
             self._probing = max(0, self._probing - 1)
         if success:
+            if self._opened_at is not None:
+                self.changes += 1
             self._failures = 0
             self._opened_at = None
             self._probing = 0
             return
         self._failures += 1
         if half_open or self._failures >= self._threshold:
+            self.changes += 1
             self._opened_at = self._clock()
             self._probing = 0

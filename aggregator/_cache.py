@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
-from contracts import Outcome, Source
+from contracts import Outcome, PartError, Source
 
 from ._part import Part
 
@@ -20,7 +21,15 @@ class PartCache:
     one, read only when a live fetch fails. Failures are never stored.
     """
 
-    __slots__ = ("_clock", "_parts", "_stale", "_terminal", "_terminal_ttl", "_ttl")
+    __slots__ = (
+        "_clock",
+        "_parts",
+        "_stale",
+        "_standing_in",
+        "_terminal",
+        "_terminal_ttl",
+        "_ttl",
+    )
 
     def __init__(
         self,
@@ -39,6 +48,11 @@ class PartCache:
         self._clock = clock
         longest = max(ttl, terminal_ttl, stale)
         self._parts: TTLCache[Hashable, Part] = TTLCache(max_entries, longest, timer=clock)
+        self._standing_in: LRUCache[Hashable, Part] = LRUCache(max_entries)
+
+    @property
+    def stale_window(self) -> float:
+        return self._stale
 
     def lifetime(self, part: Part) -> float:
         """How long ``part`` is served from the cache after it was fetched."""
@@ -58,6 +72,28 @@ class PartCache:
         if part is None or part.outcome is not Outcome.OK or part.fetched_at is None:
             return None
         return part if self._clock() - part.fetched_at < self._stale else None
+
+    def stand_in(self, key: Hashable, outcome: Outcome, error: PartError | None) -> Part | None:
+        """The known good part, marked stale with why a fetch failed; None if there is none.
+
+        While the same part stands in for the same failure it is the same object, so
+        an answer made of it is rendered once, not on every request of an outage.
+        """
+        held = self.known_good(key)
+        if held is None:
+            return None
+        last = self._standing_in.get(key)
+        if (
+            last is not None
+            and last.view is held.view
+            and last.fetched_at == held.fetched_at
+            and last.outcome is outcome
+            and last.error == error
+        ):
+            return last
+        stale = replace(held, outcome=outcome, source=Source.STALE, error=error)
+        self._standing_in[key] = stale
+        return stale
 
     def store(self, key: Hashable, part: Part) -> None:
         """Keep a live ok or not-found part; anything else is ignored."""

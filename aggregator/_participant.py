@@ -18,7 +18,7 @@ from asyncio_throttle.throttler import Throttler
 
 from contracts import ErrorKind, Outcome, PartError, Source
 
-from ._breaker import CircuitBreaker
+from ._breaker import BreakerState, CircuitBreaker
 from ._cache import PartCache
 from ._part import Part, failure
 from ._response import interpret, may_cache
@@ -120,6 +120,7 @@ class ParticipantClient:
             clock=clock,
         )
         self._inflight: dict[Key, _Flight] = {}
+        self._expired: set[asyncio.Task[object]] = set()  # calls cancelled by their deadline
         self.stats = ParticipantStats()
 
     def cached(self, key: Key) -> Part | None:
@@ -129,8 +130,32 @@ class ParticipantClient:
             self.count_cache_hit(part)
         return part
 
+    def refused(self, key: Key) -> Part | None:
+        """While the circuit is open: the part to show instead of a call (no task, no
+        waiting), the last good one if any. None when a call may go out."""
+        if self.breaker.state is not BreakerState.OPEN or key in self._inflight:
+            return None
+        part = self._fall_back(key, self._circuit_open())
+        self.stats.outcomes[part.outcome] += 1
+        return part
+
+    def refused_until(self, part: Part) -> float:
+        """Until when ``refused`` gives this very part, unless the breaker changes."""
+        until = self.breaker.reopens_at
+        if part.fetched_at is not None:
+            until = min(until, part.fetched_at + self._cache.stale_window)
+        return until
+
     def count_cache_hit(self, part: Part) -> None:
         self.stats.cache_hits += 1
+        self.stats.outcomes[part.outcome] += 1
+
+    def count_served(self, part: Part) -> None:
+        """Count a part served again without looking it up (see ``refused``)."""
+        if part.source is Source.CACHE:
+            self.stats.cache_hits += 1
+        elif part.source is Source.STALE:
+            self.stats.stale_served += 1
         self.stats.outcomes[part.outcome] += 1
 
     def flight(
@@ -172,6 +197,10 @@ class ParticipantClient:
         self.stats.outcomes[part.outcome] += 1
         return part
 
+    def _expire(self, task: asyncio.Task[object]) -> None:
+        self._expired.add(task)
+        task.cancel()
+
     def _forget(self, key: Key, task: asyncio.Task[Part]) -> None:
         flight = self._inflight.get(key)
         if flight is not None and flight.task is task:
@@ -184,7 +213,18 @@ class ParticipantClient:
         self.stats.fetches += 1
         loop = asyncio.get_running_loop()
         started = loop.time()
-        part, cacheable = await self._ask(key[1], segment, started, call_deadline, headers)
+        # The call's bound: a timer that cancels this task, which ``_ask`` turns into
+        # a timeout. An asyncio.timeout context did the same at three times the cost
+        # (bench/RESULTS.md). Started here, the cancellation can only land inside
+        # ``_ask``'s ``try``: every await of the call is in it.
+        task = asyncio.current_task()
+        assert task is not None
+        timer = loop.call_at(call_deadline, self._expire, task)
+        try:
+            part, cacheable = await self._ask(key[1], segment, started, call_deadline, headers)
+        finally:
+            timer.cancel()
+            self._expired.discard(task)
         if self._observer is not None:
             self._observer.fetched(self.name, part, loop.time() - started)
         if part.source is not Source.LIVE:
@@ -202,19 +242,20 @@ class ParticipantClient:
         request = OutboundRequest(
             url=self._template.replace("{workflow_id}", segment),
             headers=headers,
-            timeout=None,  # _ask bounds the whole call, retry included
+            timeout=None,  # _fetch bounds the whole call, retry included
             max_body_bytes=self._max_body,
         )
         stage = ErrorKind.BULKHEAD_FULL
         try:
-            async with asyncio.timeout_at(call_deadline):
-                async with self._bulkhead:
-                    if self._throttler is not None:
-                        stage = ErrorKind.THROTTLED
-                        await self._throttler.acquire()  # type: ignore[no-untyped-call]
-                    stage = ErrorKind.TIMEOUT
-                    answer = await self._call(request, call_deadline)
-        except TimeoutError:
+            async with self._bulkhead:
+                if self._throttler is not None:
+                    stage = ErrorKind.THROTTLED
+                    await self._throttler.acquire()  # type: ignore[no-untyped-call]
+                stage = ErrorKind.TIMEOUT
+                answer = await self._call(request, call_deadline)
+        except asyncio.CancelledError:
+            if asyncio.current_task() not in self._expired:
+                raise
             detail = {
                 ErrorKind.BULKHEAD_FULL: "too many calls in flight to this participant",
                 ErrorKind.THROTTLED: "rate limit reached for this participant",
@@ -231,11 +272,7 @@ class ParticipantClient:
         self, request: OutboundRequest, call_deadline: float
     ) -> TransportResponse | TransportFailure | Part:
         if not self.breaker.allow():
-            return failure(
-                Outcome.UNAVAILABLE,
-                ErrorKind.CIRCUIT_OPEN,
-                f"circuit open after {self.breaker.consecutive_failures} consecutive failures",
-            )
+            return self._circuit_open()
         healthy = False
         try:
             answer = await self._send(request)
@@ -248,6 +285,13 @@ class ParticipantClient:
         finally:
             self.breaker.record(success=healthy)
         return answer
+
+    def _circuit_open(self) -> Part:
+        return failure(
+            Outcome.UNAVAILABLE,
+            ErrorKind.CIRCUIT_OPEN,
+            f"circuit open after {self.breaker.consecutive_failures} consecutive failures",
+        )
 
     def _should_retry(self, answer: TransportResponse | TransportFailure, deadline: float) -> bool:
         return (
@@ -289,11 +333,11 @@ class ParticipantClient:
         return part
 
     def _fall_back(self, key: Key, failed: Part) -> Part:
-        held = self._cache.known_good(key)
-        if held is None:
+        stale = self._cache.stand_in(key, failed.outcome, failed.error)
+        if stale is None:
             return failed
         self.stats.stale_served += 1
-        return replace(held, outcome=failed.outcome, source=Source.STALE, error=failed.error)
+        return stale
 
     async def aclose(self) -> None:
         """Cancel the calls still in flight and wait until they have ended."""

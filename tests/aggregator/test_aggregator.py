@@ -251,6 +251,74 @@ async def test_the_circuit_opens_and_no_call_goes_out_while_open() -> None:
     assert network.calls("shipping") == 4
 
 
+async def test_an_outage_is_answered_from_the_same_stale_part_without_a_call() -> None:
+    """While the circuit is open, each answer shows the very same stale part, so the
+    answer is rendered once for the outage rather than once a request."""
+    clock = ManualClock()
+    network = FakeNetwork()
+    all_states(network, "o-1", payment="captured", inventory="reserved", shipping="in_transit")
+    protection = {"breaker_threshold": 1, "breaker_reset_ms": 5000}
+    shipping = {"url": "http://shipping.test/s/{workflow_id}", "protection": protection}
+    async with aggregator(network, clock, participants={"shipping": shipping}) as agg:
+        await agg.status("o-1")
+        clock.advance(3)  # past the time to live: the next answer asks again
+        network.set("shipping", HTTP_503)
+        failed = await agg.answer("o-1")
+        first = await agg.answer("o-1")
+        clock.advance(1)
+        second = await agg.answer("o-1")
+        shown = second.status().participants["shipping"]
+        calls_during_outage = network.calls("shipping")
+        stale_served = agg.stats()["shipping"].stale_served
+        clock.advance(4)  # the breaker lets a probe through, which finds shipping back
+        network.set("shipping", ok("shipping", "o-1", "delivered", version=2))
+        back = (await agg.answer("o-1")).status().participants["shipping"]
+    assert failed.parts["shipping"].error is not None
+    assert failed.parts["shipping"].error.kind == ErrorKind.HTTP_STATUS
+    assert first.parts["shipping"] is second.parts["shipping"]
+    assert first.rendering is second.rendering
+    assert shown.source == Source.STALE and shown.state == "in_transit"
+    assert shown.error is not None and shown.error.kind == ErrorKind.CIRCUIT_OPEN
+    assert shown.age_ms == 4000
+    assert stale_served == 3 and calls_during_outage == 2
+    assert back.source == Source.LIVE and back.state == "delivered"
+    assert network.calls("shipping") == 3
+
+
+async def test_a_breaker_closing_ends_the_stand_in_at_once() -> None:
+    """A call started before the circuit opened succeeds: the breaker closes, and
+    the next answer asks again instead of showing the stand-in until the reset."""
+    clock = ManualClock()
+    release = asyncio.Event()
+    shipping_up = False
+
+    async def shipping(request: OutboundRequest) -> TransportResponse:
+        workflow_id = request.url.rsplit("/", 1)[1]
+        if workflow_id == "o-2":
+            await release.wait()
+        elif not shipping_up:
+            return HTTP_503
+        return ok("shipping", workflow_id, "in_transit")
+
+    network = FakeNetwork({"shipping": shipping})
+    all_states(network, "o-1", payment="captured", inventory="reserved")
+    protection = {"breaker_threshold": 1, "breaker_reset_ms": 60_000}
+    url = "http://shipping.test/s/{workflow_id}"
+    participants = {"shipping": {"url": url, "protection": protection}}
+    async with aggregator(network, clock, participants=participants) as agg:
+        slow = asyncio.create_task(agg.status("o-2"))
+        await network.received(3)
+        await agg.status("o-1")  # fails: the circuit opens
+        refused = await agg.status("o-1")
+        shipping_up = True
+        release.set()
+        await slow  # the earlier call succeeds and closes the breaker
+        after = await agg.status("o-1")
+    assert refused.participants["shipping"].error is not None
+    assert refused.participants["shipping"].error.kind == ErrorKind.CIRCUIT_OPEN
+    assert after.participants["shipping"].source == Source.LIVE
+
+
 async def test_a_stalled_participant_times_out_and_the_others_answer() -> None:
     network = FakeNetwork({"shipping": forever})
     all_states(network, "o-1", payment="captured", inventory="reserved")

@@ -70,3 +70,21 @@ def test_half_open_reopens_on_failure() -> None:
     assert b.allow() is False
     clock.advance(1.0)
     assert state(b) is BreakerState.HALF_OPEN
+
+
+def test_counts_each_opening_and_closing_and_says_when_it_reopens() -> None:
+    clock = ManualClock()
+    b = breaker(clock, probes=1)
+    assert (b.changes, b.reopens_at) == (0, float("-inf"))
+    fail(b, 3)
+    assert (b.changes, b.reopens_at) == (1, clock() + 5.0)
+    clock.advance(5.0)
+    assert b.allow()
+    b.record(success=False)  # a failed probe opens it again, for another 5 s
+    assert (b.changes, b.reopens_at) == (2, clock() + 5.0)
+    clock.advance(5.0)
+    assert b.allow()
+    b.record(success=True)
+    assert (b.changes, b.reopens_at) == (3, float("-inf"))
+    b.record(success=True)  # already closed: nothing changes
+    assert b.changes == 3
