@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,6 +101,23 @@ def parse_wrk(out: str) -> Wrk:
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         checked={k: int(v) for k, v in re.findall(r"^(\w+)=(\d+)$", out, re.MULTILINE)},
     )
+
+
+ROUNDS = 3
+
+
+def paired(ours: Callable[[int], Wrk], theirs: Callable[[int], Wrk]) -> tuple[Wrk, Wrk, float]:
+    """Runs the two in turn, ROUNDS times; the round whose ratio is the median.
+
+    This machine's throughput drifts by 10-20% from one run to the next; pairs of
+    runs close in time see the same drift, so their ratio is steadier than either.
+    """
+    rounds = []
+    for n in range(ROUNDS):
+        a, b = ours(n), theirs(n)
+        rounds.append((a.rps / b.rps, n, a, b))
+    ratio, _, a, b = sorted(rounds)[ROUNDS // 2]
+    return a, b, ratio
 
 
 def lua_unique_ids(directory: Path, prefix: str) -> Path:
@@ -326,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: wrk is missing; install it with: apt-get install wrk", file=sys.stderr)
         return 1
     seconds = args.seconds
+    half = seconds / 2  # each of a pair's runs, in each of its rounds
     started = time.monotonic()
     rows: list[tuple[str, str, str, str, bool]] = []
     raw: list[str] = []
@@ -381,13 +399,14 @@ def main(argv: list[str] | None = None) -> int:
             ],
             ceiling_port,
         )
-        hit = wrk(f"{gateway}/workflows/hot-0/status", seconds=seconds, connections=50)
-        ceiling = wrk(
-            f"http://127.0.0.1:{ceiling_port}/workflows/hot-0/status",
-            seconds=seconds,
-            connections=50,
+        hit, ceiling, ratio = paired(
+            lambda _: wrk(f"{gateway}/workflows/hot-0/status", seconds=half, connections=50),
+            lambda _: wrk(
+                f"http://127.0.0.1:{ceiling_port}/workflows/hot-0/status",
+                seconds=half,
+                connections=50,
+            ),
         )
-        ratio = hit.rps / ceiling.rps
         rows.append(
             (
                 "cache hit (one id, parts fresh)",
@@ -425,16 +444,20 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         say("cache miss: a new id every request, instant participants, vs the naive composition")
-        miss = wrk(
-            gateway + "/", seconds=seconds, connections=50, script=lua_unique_ids(directory, "miss")
+        miss, naive, ratio = paired(
+            lambda n: wrk(
+                gateway + "/",
+                seconds=half,
+                connections=50,
+                script=lua_unique_ids(directory, f"miss{n}"),
+            ),
+            lambda n: wrk(
+                f"http://127.0.0.1:{naive_port}/",
+                seconds=half,
+                connections=50,
+                script=lua_unique_ids(directory, f"naive{n}"),
+            ),
         )
-        naive = wrk(
-            f"http://127.0.0.1:{naive_port}/",
-            seconds=seconds,
-            connections=50,
-            script=lua_unique_ids(directory, "naive"),
-        )
-        ratio = miss.rps / naive.rps
         rows.append(
             (
                 "cache miss (a new id every request)",

@@ -44,3 +44,20 @@ def test_a_wrk_report_is_read() -> None:
 def test_an_unreadable_report_says_so() -> None:
     with pytest.raises(ValueError, match="Requests/sec"):
         bench.parse_wrk("wrk: connection refused")
+
+
+def test_paired_runs_report_the_round_with_the_median_ratio() -> None:
+    def run(rps: float) -> object:
+        return bench.Wrk(rps=rps, p50_ms=1.0, p99_ms=2.0, requests=1, non_2xx=0, checked={})
+
+    ours = iter([900.0, 500.0, 800.0])
+    theirs = iter([1000.0, 1000.0, 1000.0])
+    calls: list[int] = []
+
+    def first(n: int) -> object:
+        calls.append(n)
+        return run(next(ours))
+
+    a, b, ratio = bench.paired(first, lambda _: run(next(theirs)))
+    assert calls == [0, 1, 2]
+    assert ratio == 0.8 and a.rps == 800.0 and b.rps == 1000.0
