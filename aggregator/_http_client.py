@@ -38,6 +38,12 @@ class AiohttpTransport:
             # One asyncio timeout per call (above) is cheaper than aiohttp's own timers.
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        # aiohttp retries an idempotent request once by itself when the connection
+        # breaks, outside our retry budget: a participant resetting every connection
+        # would get two calls for each of ours. Retries are ours alone to make
+        # (ParticipantClient); aiohttp has no public switch for this, its own test
+        # client turns it off the same way (aiohttp issue #10790).
+        self._session._retry_connection = False
         return self
 
     async def __aexit__(
@@ -111,6 +117,12 @@ class AiohttpTransport:
                 Outcome.UNAVAILABLE,
                 ErrorKind.CONNECTION,
                 "connection broken while reading the body",
+            )
+        except aiohttp.ClientOSError as exc:
+            # Reset before the answer's body: our calls are GETs, safe to send again.
+            reason = exc.strerror or type(exc).__name__
+            return TransportFailure(
+                Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"connection lost: {reason}", True
             )
         except (aiohttp.ClientError, OSError) as exc:
             return TransportFailure(
