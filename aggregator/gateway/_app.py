@@ -28,7 +28,13 @@ from ._logs import REQUEST_ID, access_log, configure_logging, log
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._openapi import openapi_document
 from ._problems import problem, problem_body
-from ._render import COMPLETE_HEADER, ResponseMemo, answer_response, status_code
+from ._render import (
+    COMPLETE_HEADER,
+    MAX_IF_NONE_MATCH,
+    ResponseMemo,
+    answer_response,
+    status_code,
+)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -91,6 +97,11 @@ def _http_error(exc: web.HTTPException) -> web.Response:
         else problem("internal-error", 500, "the request could not be answered")
     )
 
+
+# The HTTP parser's bounds: room for the longest id allowed (1,024 characters, each
+# up to 12 bytes percent-encoded) and for long validators. Beyond them aiohttp's
+# parser answers 400 itself, in plain text, and closes the connection.
+HTTP_LIMITS = {"max_line_size": 16_384, "max_field_size": 16_384, "max_headers": 128}
 
 _REQUEST_IDS = itertools.count(1)
 _PROCESS_TAG = secrets.token_hex(8)
@@ -197,6 +208,10 @@ async def get_status(request: web.Request) -> web.StreamResponse:
     aggregator = gateway.aggregator
     workflow_id = request.match_info["workflow_id"]
     scope = request[TENANT]
+    validators = request.headers.get("If-None-Match")
+    if validators is not None and len(validators) > MAX_IF_NONE_MATCH:
+        detail = f"If-None-Match is limited to {MAX_IF_NONE_MATCH} characters"
+        return problem("invalid-request", 400, detail)
     answer = aggregator.cached_answer(workflow_id, scope=scope)
     if answer is None:
         try:
@@ -310,9 +325,13 @@ def create_app(
     )
     gateway_metrics.watch(aggregator)
     document = openapi_document(
-        max_batch=settings.gateway.max_batch, auth=settings.gateway.auth.enabled
+        max_batch=settings.gateway.max_batch,
+        auth=settings.gateway.auth.enabled,
+        id_pattern=settings.id_pattern,
     )
-    app = web.Application(middlewares=[_gateway], client_max_size=_BODY_LIMIT)
+    app = web.Application(
+        middlewares=[_gateway], client_max_size=_BODY_LIMIT, handler_args=HTTP_LIMITS
+    )
     app[GATEWAY] = gateway = Gateway(
         settings=settings,
         aggregator=aggregator,
@@ -334,7 +353,8 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post("/workflows/status:batch", post_batch)
-    app.router.add_get("/workflows/{workflow_id:.+}/status", get_status, allow_head=False)
+    # Any id, newlines and slashes included, reaches the handler and its 400.
+    app.router.add_get(r"/workflows/{workflow_id:[\s\S]+}/status", get_status, allow_head=False)
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/readyz", readyz, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)

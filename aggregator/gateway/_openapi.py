@@ -6,9 +6,11 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from aggregator._ids import HARD_MAX_LENGTH
 from contracts import BatchRequest, BatchResponse, Problem, WorkflowStatus
 
 from ._problems import PROBLEM_JSON
+from ._render import MAX_IF_NONE_MATCH
 
 REF = "#/components/schemas/{model}"
 
@@ -24,7 +26,8 @@ def _header(description: str, schema_type: str = "string") -> dict[str, Any]:
     return {"description": description, "schema": {"type": schema_type}}
 
 
-def openapi_document(*, max_batch: int, auth: bool) -> dict[str, Any]:
+def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str, Any]:
+    """``id_pattern`` is matched in full, as the gateway does (JSON Schema's is not)."""
     _, schemas = models_json_schema(
         [
             (WorkflowStatus, "serialization"),
@@ -63,13 +66,17 @@ def openapi_document(*, max_batch: int, auth: bool) -> dict[str, Any]:
                             "name": "workflow_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                            "schema": {
+                                "type": "string",
+                                "pattern": f"^(?:{id_pattern})$",
+                                "maxLength": HARD_MAX_LENGTH,
+                            },
                         },
                         {
                             "name": "If-None-Match",
                             "in": "header",
                             "required": False,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "maxLength": MAX_IF_NONE_MATCH},
                         },
                     ],
                     "responses": {

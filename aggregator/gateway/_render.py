@@ -9,6 +9,7 @@ from contracts import Outcome, WorkflowStatus
 
 from ._problems import problem
 
+MAX_IF_NONE_MATCH = 8_192  # characters; longer is a 400
 COMPLETE_HEADER = "X-Workflow-Complete"
 
 
