@@ -276,6 +276,7 @@ async def test_schemathesis_finds_no_server_error_or_schema_violation(
             "--seed",
             "20261128",
             "--no-color",
+            cwd=tmp_path,  # its report folder goes there
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
