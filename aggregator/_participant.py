@@ -127,7 +127,7 @@ class ParticipantClient:
         """The part from the fresh cache, if there is one (no awaiting)."""
         part = self._cache.fresh(key)
         if part is not None:
-            self.count_cache_hit(part)
+            self.count_served(part)
         return part
 
     def refused(self, key: Key) -> Part | None:
@@ -146,12 +146,8 @@ class ParticipantClient:
             until = min(until, part.fetched_at + self._cache.stale_window)
         return until
 
-    def count_cache_hit(self, part: Part) -> None:
-        self.stats.cache_hits += 1
-        self.stats.outcomes[part.outcome] += 1
-
     def count_served(self, part: Part) -> None:
-        """Count a part served again without looking it up (see ``refused``)."""
+        """Count a part served from the cache, or standing in (see ``refused``)."""
         if part.source is Source.CACHE:
             self.stats.cache_hits += 1
         elif part.source is Source.STALE:
