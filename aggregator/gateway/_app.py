@@ -221,7 +221,10 @@ async def get_status(request: web.Request) -> web.StreamResponse:
         except InvalidWorkflowId as exc:
             return problem("invalid-workflow-id", 400, str(exc))
     return answer_response(
-        request, answer, retry_after=gateway.settings.gateway.retry_after_s, memo=gateway.responses
+        answer,
+        if_none_match=validators,
+        retry_after=gateway.settings.gateway.retry_after_s,
+        memo=gateway.responses,
     )
 
 

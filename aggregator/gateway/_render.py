@@ -76,9 +76,9 @@ def _headers(answer: Answer) -> dict[str, str]:
 
 
 def answer_response(
-    request: web.Request, answer: Answer, *, retry_after: int, memo: ResponseMemo
+    answer: Answer, *, if_none_match: str | None, retry_after: int, memo: ResponseMemo
 ) -> web.StreamResponse:
-    """The response to one status request.
+    """The response to one status request, given the request's ``If-None-Match``.
 
     ``Age`` is the oldest part's age and ``max-age`` is that age plus the time
     until the first part leaves the cache, so a cache that honours both keeps the
@@ -109,7 +109,6 @@ def answer_response(
             participants=reasons,
         )
     headers, body = memo.get(answer)  # web.Response copies the headers: never mutated
-    if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None and _matches(if_none_match, rendering.etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, headers=headers)
