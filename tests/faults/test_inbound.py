@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 import yarl
 
+from tests.faults.helpers import fault_settings, fetch_all
 from tests.faults.participant import FaultyParticipant
 from tests.faults.process import GatewayProcess, gateway_process
-from tests.faults.test_participant_faults import fault_settings, fetch_all
 from tests.gateway.harness import running_gateway
 
 HOSTILE_IDS = [

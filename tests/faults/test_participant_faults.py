@@ -9,28 +9,30 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import jsonschema
 import pytest
 
-from aggregator import Settings
 from aggregator.gateway import GATEWAY
 from contracts import ErrorKind, Outcome, Source
+from tests.faults.helpers import (
+    NO_BREAKER,
+    TIMEOUT_MS,
+    fault_settings,
+    fetch_all,
+    shipping_part,
+)
 from tests.faults.participant import BROKEN, MODES, ODD, FaultyParticipant
 from tests.faults.process import gateway_process
 from tests.gateway.harness import running_gateway
-from tests.helpers import settings as make_settings
 
 SCHEMA = json.loads(
     (Path(__file__).parents[2] / "contracts" / "schemas" / "workflow-status.v1.json").read_text()
 )
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-TIMEOUT_MS = 150
 # What the faulty part says for each mode, when it is not standing in stale.
 KINDS = {
     "stall-accept": ErrorKind.TIMEOUT,
@@ -49,47 +51,6 @@ KINDS = {
     "huge-header": ErrorKind.UNEXPECTED_RESPONSE,
     "redirect": ErrorKind.UNEXPECTED_RESPONSE,
 }
-
-
-NO_BREAKER = {"breaker_threshold": 1_000_000}
-
-
-def fault_settings(
-    server: FaultyParticipant,
-    *,
-    shipping: dict[str, Any] | None = None,
-    timeout_ms: int = TIMEOUT_MS,
-    **overrides: Any,
-) -> Settings:
-    """A short timeout for the faulty participant (shipping), with ``shipping`` as its
-    protection; the healthy ones get time to spare on a busy machine."""
-    participants: dict[str, Any] = {n: {"url": u} for n, u in server.urls().items()}
-    for name in ("payment", "inventory"):
-        participants[name]["timeout_ms"] = 2_000
-    participants["shipping"].update(timeout_ms=timeout_ms, protection=shipping or NO_BREAKER)
-    return make_settings(participants=participants, deadline_ms=3_000, **overrides)
-
-
-async def fetch_all(
-    client: aiohttp.ClientSession, paths: Iterable[str], concurrency: int
-) -> list[tuple[str, int, dict[str, str], bytes, float]]:
-    """(path, status, headers, body, seconds) for each path, ``concurrency`` at a time."""
-    limit = asyncio.Semaphore(concurrency)
-
-    async def one(path: str) -> tuple[str, int, dict[str, str], bytes, float]:
-        async with limit:
-            started = time.perf_counter()
-            async with client.get(path) as response:
-                body = await response.read()
-                elapsed = time.perf_counter() - started
-                return path, response.status, dict(response.headers), body, elapsed
-
-    return list(await asyncio.gather(*(one(path) for path in paths)))
-
-
-def shipping_part(body: bytes) -> dict[str, Any]:
-    part: dict[str, Any] = json.loads(body)["participants"]["shipping"]
-    return part
 
 
 def p99(values: Sequence[float]) -> float:

@@ -8,8 +8,8 @@ from collections import Counter
 from typing import Any
 
 from aggregator.testing import ManualClock
+from tests.faults.helpers import fault_settings, fetch_all, shipping_part
 from tests.faults.participant import FaultyParticipant
-from tests.faults.test_participant_faults import fault_settings, fetch_all, shipping_part
 from tests.gateway.harness import Running, running_gateway
 
 

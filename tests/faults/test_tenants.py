@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.testing import ManualClock
+from tests.faults.helpers import fault_settings
 from tests.faults.participant import TENANTS, FaultyParticipant
-from tests.faults.test_participant_faults import fault_settings
 from tests.gateway.harness import running_gateway
 
 KEYS = {f"key-{tenant}-0123456789abcdef": tenant for tenant in TENANTS}
