@@ -12,7 +12,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from asyncio_throttle.throttler import Throttler
 
@@ -47,11 +47,45 @@ class ParticipantStats:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-class _Flight(NamedTuple):
-    """A call in flight, shared by every caller who wants the same part meanwhile."""
+class _Flight:
+    """A call in flight, shared by every caller who wants the same part meanwhile.
 
-    task: asyncio.Task[Part]
-    ends: float  # event-loop time by which the call has ended, one way or another
+    Each caller waits on a future of its own, so one giving up (its deadline, its
+    cancellation) never cancels the call the others wait for.
+    """
+
+    __slots__ = ("ends", "result", "task", "waiters")
+
+    def __init__(self, ends: float) -> None:
+        self.ends = ends  # event-loop time by which the call has ended, one way or another
+        self.result: Part | BaseException | None = None  # what the call ended with
+        self.waiters: list[asyncio.Future[Part]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def wait(self) -> asyncio.Future[Part]:
+        """A future for the call's part (or its exception, or its cancellation)."""
+        waiter: asyncio.Future[Part] = asyncio.get_running_loop().create_future()
+        if self.result is None:
+            self.waiters.append(waiter)
+        else:
+            _resolve(waiter, self.result)
+        return waiter
+
+    def settle(self, result: Part | BaseException) -> None:
+        self.result = result
+        for waiter in self.waiters:
+            if not waiter.done():  # a caller that gave up has cancelled its own
+                _resolve(waiter, result)
+        self.waiters.clear()
+
+
+def _resolve(waiter: asyncio.Future[Part], result: Part | BaseException) -> None:
+    if isinstance(result, Part):
+        waiter.set_result(result)
+    elif isinstance(result, asyncio.CancelledError):
+        waiter.cancel()
+    else:
+        waiter.set_exception(result)
 
 
 class RetryBudget:
@@ -164,9 +198,8 @@ class ParticipantClient:
         flight = self._inflight.get(key)
         if flight is None:
             ends = min(deadline, asyncio.get_running_loop().time() + self._timeout)
-            task = asyncio.create_task(self._fetch(key, segment, ends, headers))
-            flight = self._inflight[key] = _Flight(task, ends)
-            task.add_done_callback(lambda _: self._forget(key, task))
+            flight = self._inflight[key] = _Flight(ends)
+            flight.task = asyncio.create_task(self._fly(key, flight, segment, headers))
         else:
             self.stats.coalesced += 1
         return flight
@@ -176,13 +209,14 @@ class ParticipantClient:
 
         Never raises for anything the participant does.
         """
+        waiter = flight.wait()
         if deadline >= flight.ends:
             # The call ends by itself in time, with the precise reason if it fails.
-            part = await asyncio.shield(flight.task)
+            part = await waiter
         else:
             try:
                 async with asyncio.timeout_at(deadline):
-                    part = await asyncio.shield(flight.task)
+                    part = await waiter
             except TimeoutError:
                 part = self._fall_back(
                     key,
@@ -197,10 +231,23 @@ class ParticipantClient:
         self._expired.add(task)
         task.cancel()
 
-    def _forget(self, key: Key, task: asyncio.Task[Part]) -> None:
-        flight = self._inflight.get(key)
-        if flight is not None and flight.task is task:
+    async def _fly(
+        self, key: Key, flight: _Flight, segment: str, headers: Mapping[str, str]
+    ) -> None:
+        """A flight's task: one call, whose part every caller waiting for it gets."""
+        try:
+            part = await self._fetch(key, segment, flight.ends, headers)
+        except BaseException as exc:  # the callers get it, as if they awaited the call
+            self._settle(key, flight, exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._settle(key, flight, part)
+
+    def _settle(self, key: Key, flight: _Flight, result: Part | BaseException) -> None:
+        if self._inflight.get(key) is flight:
             del self._inflight[key]
+        flight.settle(result)
 
     async def _fetch(
         self, key: Key, segment: str, call_deadline: float, headers: Mapping[str, str]
@@ -337,7 +384,7 @@ class ParticipantClient:
 
     async def aclose(self) -> None:
         """Cancel the calls still in flight and wait until they have ended."""
-        tasks = [flight.task for flight in self._inflight.values()]
+        tasks = [flight.task for flight in self._inflight.values() if flight.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

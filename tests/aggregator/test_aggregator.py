@@ -83,6 +83,50 @@ async def test_a_thousand_concurrent_callers_share_one_call_per_participant() ->
     assert stats["payment"].fetches == 1 and stats["payment"].coalesced == 999
 
 
+async def test_a_caller_giving_up_leaves_the_shared_call_to_the_others() -> None:
+    release = asyncio.Event()
+
+    async def held(request: OutboundRequest) -> TransportResponse:
+        await release.wait()
+        return ok("payment", "hot", "captured")
+
+    network = FakeNetwork({"payment": held})
+    async with aggregator(network) as agg:
+        leaving = asyncio.create_task(agg.status("hot"))
+        staying = asyncio.create_task(agg.status("hot"))
+        await network.received(3)
+        leaving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        release.set()
+        status = await staying
+        late = await agg.status("hot")  # the call's part went to the cache
+    assert network.calls("payment") == 1
+    assert status.participants["payment"].state == "captured"
+    assert late.participants["payment"].source == Source.CACHE
+
+
+async def test_a_defect_in_a_shared_call_reaches_every_caller() -> None:
+    class Broken:
+        def fetched(self, participant: str, part: object, seconds: float) -> None:
+            raise ZeroDivisionError
+
+    release = asyncio.Event()
+
+    async def held(_: OutboundRequest) -> TransportResponse:
+        await release.wait()
+        return NOT_FOUND
+
+    network = FakeNetwork(dict.fromkeys(("payment", "inventory", "shipping"), held))
+    async with StatusAggregator(settings(), transport=network, observer=Broken()) as agg:
+        callers = [asyncio.create_task(agg.status("o-1")) for _ in range(2)]
+        await network.received(3)
+        release.set()
+        results = await asyncio.gather(*callers, return_exceptions=True)
+    assert [type(r) for r in results] == [ZeroDivisionError, ZeroDivisionError]
+    assert network.calls("payment") == 1
+
+
 async def test_cached_parts_are_served_within_their_ttl_then_fetched_again() -> None:
     clock = ManualClock()
     network = FakeNetwork()
