@@ -80,9 +80,13 @@ def test_only_live_parts_are_stored() -> None:
     assert store.fresh("k") is None
 
 
-def test_entries_are_bounded() -> None:
+def test_entries_are_bounded_and_the_least_recently_used_makes_room() -> None:
     clock = ManualClock()
     store = cache(clock, max_entries=10)
     for i in range(50):
         store.store(i, shipping("in_transit", clock))
+    assert len(store) == 10
+    assert store.fresh(40) is not None  # read: now the most recently used
+    store.store(50, shipping("in_transit", clock))
+    assert store.fresh(40) is not None and store.fresh(41) is None
     assert len(store) == 10
