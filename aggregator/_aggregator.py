@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 
@@ -66,9 +67,12 @@ class StatusAggregator:
         self._ttl = cache.ttl_ms / 1000
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
         # One rendering per workflow and scope, reused while the same cached parts are
-        # served. A plain dict, oldest first out: it is read on every cached answer.
+        # served, oldest first out. An OrderedDict: a dict's oldest key costs a scan over
+        # the slots its deletions left (7.6 us an eviction at 20,000 entries, 0.4 here).
         # With stand-ins from open circuits, the breakers' change counts when it was made.
-        self._renderings: dict[tuple[str, str], tuple[Rendering, tuple[int, ...] | None]] = {}
+        self._renderings: OrderedDict[tuple[str, str], tuple[Rendering, tuple[int, ...] | None]] = (
+            OrderedDict()
+        )
         self._max_renderings = cache.max_entries
 
     async def __aenter__(self) -> StatusAggregator:
@@ -211,7 +215,7 @@ class StatusAggregator:
                 stand_ins=stand_ins,
             )
             if len(self._renderings) >= self._max_renderings:
-                del self._renderings[next(iter(self._renderings))]
+                self._renderings.popitem(last=False)
             self._renderings[key] = (rendering, self._circuits() if stand_ins else None)
         return Answer(self.definition, rendering, self._now())
 
