@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 from pydantic_core import to_json
 
 from contracts import Outcome, Source, WorkflowStatus
 
-from ._merge import _EPOCH, Verdict, as_status, judge, part_fields
+from ._merge import _EPOCH, Verdict, as_status, judge
 from ._part import Part
 from ._rules import WorkflowDefinition
 
@@ -77,42 +76,49 @@ class Rendering:
                 "anomalies": verdict.anomalies,
             }
         )
-        # Everything rendered is escaped for %-formatting before the placeholders
-        # are added, so no '%' in a participant's data can act as one.
-        heads = [
-            (to_json(name) + b":" + to_json(_json_fields(part))[:-1]).replace(b"%", b"%%")
-            + b',"age_ms":%s}'
-            for name, part in parts.items()
-        ]
+        stand_ins = stand_ins or {}
+        heads: list[bytes] = []
+        facts: list[tuple[object, ...]] = []  # what the fingerprint is taken over
+        fetched: list[float | None] = []
+        expires = float("inf")  # of the shown parts that are not stale
+        stale = False
+        reusable = bool(parts)
+        for name, part in parts.items():
+            view, source = part.view, part.source
+            # Escaped for %-formatting before the placeholder is added, so no '%' in
+            # a participant's data can act as one.
+            heads.append(_part_json(name, part).replace(b"%", b"%%") + b',"age_ms":%s}')
+            facts.append(
+                (
+                    name,
+                    part.outcome.value,
+                    None if view is None else (view.state, view.version),
+                    None if view is None else view.updated_at,
+                    None if part.error is None else part.error.kind.value,
+                )
+            )
+            fetched.append(None if source is None else part.fetched_at)
+            stale = stale or source is Source.STALE
+            reusable = reusable and (source is Source.CACHE or name in stand_ins)
+            if source is None or source is Source.STALE or part.fetched_at is None:
+                continue
+            final = view is not None and view.state in definition.by_name[name].terminal
+            expires = min(expires, part.fetched_at + (terminal_ttl if final else ttl))
         template = (
             prefix[:-1].replace(b"%", b"%%")
             + b',"generated_at":"%s","participants":{'
             + b",".join(heads)
             + b"}}"
         )
-        fetched = tuple(
-            part.fetched_at if part.source is not None else None for part in parts.values()
-        )
-        expires = float("inf")  # of the shown parts that are not stale
-        for name, part in parts.items():
-            if part.source is None or part.source is Source.STALE or part.fetched_at is None:
-                continue
-            view = part.view
-            final = view is not None and view.state in definition.by_name[name].terminal
-            expires = min(expires, part.fetched_at + (terminal_ttl if final else ttl))
-        stand_ins = stand_ins or {}
-        reusable = bool(parts) and all(
-            part.source is Source.CACHE or name in stand_ins for name, part in parts.items()
-        )
-        stale = any(part.source is Source.STALE for part in parts.values())
+        fingerprint = hashlib.blake2b(prefix + to_json(facts), digest_size=12).hexdigest()
         shown = [at for at in fetched if at is not None]
         return cls(
             workflow_id=workflow_id,
             parts=dict(parts),
             verdict=verdict,
             template=template,
-            fetched=fetched,
-            fingerprint=(fingerprint := _fingerprint(prefix, parts)),
+            fetched=tuple(fetched),
+            fingerprint=fingerprint,
             etag=f'W/"{fingerprint}"',
             known=any(part.view is not None for part in parts.values()),
             unknown_everywhere=all(p.outcome is Outcome.NOT_FOUND for p in parts.values()),
@@ -129,29 +135,40 @@ class Rendering:
         )
 
 
-def _json_fields(part: Part) -> dict[str, Any]:
-    """``part_fields`` ready for to_json, which infers an enum member's type on every
-    call (about 2 us each): the values are plain strings."""
-    fields = part_fields(part)
-    fields["outcome"] = part.outcome.value
-    fields["source"] = None if part.source is None else part.source.value
-    return fields
+_OUTCOMES = {outcome: to_json(outcome.value) for outcome in Outcome}
+_SOURCES: dict[Source | None, bytes] = {None: b"null"}
+_SOURCES.update({source: to_json(source.value) for source in Source})
+_NO_VIEW = b'"updated_at":null,"state":null,"version":null,"view":null'
 
 
-def _fingerprint(prefix: bytes, parts: Mapping[str, Part]) -> str:
-    """Over what the answer says (status, anomalies, each part's outcome, state,
-    version, error kind), not over when it was fetched or generated."""
-    facts = [
-        (
-            name,
-            part.outcome.value,
-            None if part.view is None else (part.view.state, part.view.version),
-            None if part.view is None else part.view.updated_at,
-            None if part.error is None else part.error.kind.value,
+def _part_json(name: str, part: Part) -> bytes:
+    """``"name":{...`` for one part, every field but its age, in ParticipantStatus's
+    field order, as pydantic renders it.
+
+    Assembled from pieces rather than by ``to_json`` over a dict of mixed values,
+    which infers each value's type: the view by its own model's serializer.
+    """
+    view = part.view
+    fetched = part.fetched_at if part.source is not None else None
+    shown = (
+        _NO_VIEW
+        if view is None
+        else b'"updated_at":%b,"state":%b,"version":%d,"view":%b'
+        % (
+            to_json(view.updated_at),
+            to_json(view.state),
+            view.version,
+            view.__pydantic_serializer__.to_json(view),
         )
-        for name, part in parts.items()
-    ]
-    return hashlib.blake2b(prefix + to_json(facts), digest_size=12).hexdigest()
+    )
+    return b'%b:{"outcome":%b,"source":%b,"fetched_at":%b,%b,"error":%b' % (
+        to_json(name),
+        _OUTCOMES[part.outcome],
+        _SOURCES[part.source],
+        b"null" if fetched is None else to_json(datetime.fromtimestamp(fetched, UTC)),
+        shown,
+        b"null" if part.error is None else to_json(part.error),
+    )
 
 
 @lru_cache(maxsize=4)
