@@ -161,7 +161,7 @@ class ParticipantClient:
         """The part from the fresh cache, if there is one (no awaiting)."""
         part = self._cache.fresh(key)
         if part is not None:
-            self.count_served(part)
+            self.count_served(part.source, part.outcome)
         return part
 
     def refused(self, key: Key) -> Part | None:
@@ -180,13 +180,13 @@ class ParticipantClient:
             until = min(until, part.fetched_at + self._cache.stale_window)
         return until
 
-    def count_served(self, part: Part) -> None:
-        """Count a part served from the cache, or standing in (see ``refused``)."""
-        if part.source is Source.CACHE:
-            self.stats.cache_hits += 1
-        elif part.source is Source.STALE:
-            self.stats.stale_served += 1
-        self.stats.outcomes[part.outcome] += 1
+    def count_served(self, source: Source | None, outcome: Outcome, times: int = 1) -> None:
+        """Count parts served from the cache, or standing in (see ``refused``)."""
+        if source is Source.CACHE:
+            self.stats.cache_hits += times
+        elif source is Source.STALE:
+            self.stats.stale_served += times
+        self.stats.outcomes[outcome] += times
 
     def flight(
         self, key: Key, segment: str, *, deadline: float, headers: Mapping[str, str]

@@ -146,6 +146,26 @@ async def test_cached_parts_are_served_within_their_ttl_then_fetched_again() -> 
     assert len(network.requests) == 6
 
 
+async def test_every_part_served_is_counted_once_cached_answers_included() -> None:
+    clock = ManualClock()
+    network = FakeNetwork()
+    all_states(network, "o-1", payment="captured", inventory="reserved")
+    async with aggregator(network, clock) as agg:
+        await agg.status("o-1")  # fetched: payment and inventory ok, shipping not found
+        await agg.status("o-1")  # from the cache, part by part
+        for _ in range(3):
+            clock.advance(0.1)
+            assert agg.cached_answer("o-1") is not None  # the same answer, reused
+        before = agg.stats()["payment"].cache_hits
+        await agg.status("o-1")  # the same path through answer()
+        stats = agg.stats()
+    assert before == 4 and stats["payment"].cache_hits == 5
+    assert stats["payment"].outcomes == {Outcome.OK: 6}
+    assert stats["shipping"].cache_hits == 5
+    assert stats["shipping"].outcomes == {Outcome.NOT_FOUND: 6}
+    assert stats["payment"].fetches == 1
+
+
 async def test_a_failed_fetch_falls_back_to_the_last_good_part_then_to_nothing() -> None:
     clock = ManualClock()
     network = FakeNetwork()
