@@ -40,6 +40,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 _BODY_LIMIT = 256 * 1024
+_ANY_PATH = "/{path}"  # the catch-all route's canonical form
 
 
 @dataclass(slots=True)
@@ -59,21 +60,6 @@ class Gateway:
 
 GATEWAY = web.AppKey("gateway", Gateway)
 TENANT = web.RequestKey("tenant", str)
-
-
-_ROUTE_LABELS: dict[object, str] = {}
-
-
-def _route_of(request: web.Request) -> str:
-    """The route's path template, for metric labels (looked up once per route)."""
-    route = request.match_info.route
-    label = _ROUTE_LABELS.get(route)
-    if label is None:
-        resource = route.resource
-        label = resource.canonical if resource is not None else "unmatched"
-        if resource is not None:  # unmatched requests get a new route object each time
-            _ROUTE_LABELS[route] = label
-    return label
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:
@@ -112,61 +98,85 @@ def _new_request_id() -> str:
     return f"{_PROCESS_TAG}{next(_REQUEST_IDS):016x}"
 
 
-@web.middleware
-async def _gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, overload and authentication (workflow routes), metrics and the
-    access log; every error becomes a problem body."""
-    gateway = request.app[GATEWAY]
-    offered = request.headers.get(REQUEST_ID_HEADER)
-    request_id = offered if offered and _SAFE_REQUEST_ID.fullmatch(offered) else _new_request_id()
-    token = REQUEST_ID.set(request_id)
-    started = time.perf_counter()
-    gateway.in_flight += 1
-    try:
-        try:
-            if not request.path.startswith("/workflows/"):
-                response = await handler(request)
-            elif (refusal := _refusal(request, gateway)) is not None:
-                response = refusal
-            else:
-                gateway.active += 1
-                try:
-                    response = await handler(request)
-                finally:
-                    gateway.active -= 1
-        except web.HTTPException as exc:
-            response = _http_error(exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("unexpected error answering %s %s", request.method, request.path)
-            response = problem("internal-error", 500, "the request could not be answered")
-        response.headers[REQUEST_ID_HEADER] = request_id
-        elapsed = time.perf_counter() - started
-        gateway.metrics.observe_request(
-            _route_of(request), request.method, response.status, elapsed
+def _guarded(handler: Handler, route: str, *, workflows: bool | None) -> Handler:
+    """``handler`` with what every answer needs: a request id, overload and
+    authentication (``workflows`` routes; None: decided by the path), metrics
+    labelled ``route`` and the access log; every error becomes a problem body.
+
+    A wrapper per route rather than an aiohttp middleware, which adds two
+    layers of calls to every request (about 5% of a cached answer's cost).
+    """
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        gateway = request.app[GATEWAY]
+        offered = request.headers.get(REQUEST_ID_HEADER)
+        request_id = (
+            offered if offered and _SAFE_REQUEST_ID.fullmatch(offered) else _new_request_id()
         )
-        if gateway.access_log:
-            complete = response.headers.get(COMPLETE_HEADER)
-            access_log.info(
-                "%s %s %d %.1fms complete=%s",
-                request.method,
-                request.path_qs[:200],
-                response.status,
-                elapsed * 1000,
-                complete or "-",
-                extra={
-                    "method": request.method,
-                    "path": request.path[:200],
-                    "status": response.status,
-                    "latency_ms": round(elapsed * 1000, 2),
-                    "complete": complete,
-                },
-            )
-        return response
-    finally:
-        gateway.in_flight -= 1
-        REQUEST_ID.reset(token)
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        gateway.in_flight += 1
+        try:
+            try:
+                if not (request.path.startswith("/workflows/") if workflows is None else workflows):
+                    response = await handler(request)
+                elif (refusal := _refusal(request, gateway)) is not None:
+                    response = refusal
+                else:
+                    gateway.active += 1
+                    try:
+                        response = await handler(request)
+                    finally:
+                        gateway.active -= 1
+            except web.HTTPException as exc:
+                response = _http_error(exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("unexpected error answering %s %s", request.method, request.path)
+                response = problem("internal-error", 500, "the request could not be answered")
+            response.headers[REQUEST_ID_HEADER] = request_id
+            elapsed = time.perf_counter() - started
+            gateway.metrics.observe_request(route, request.method, response.status, elapsed)
+            if gateway.access_log:
+                _log_access(request, response, elapsed)
+            return response
+        finally:
+            gateway.in_flight -= 1
+            REQUEST_ID.reset(token)
+
+    return guarded
+
+
+def _log_access(request: web.Request, response: web.StreamResponse, elapsed: float) -> None:
+    complete = response.headers.get(COMPLETE_HEADER)
+    access_log.info(
+        "%s %s %d %.1fms complete=%s",
+        request.method,
+        request.path_qs[:200],
+        response.status,
+        elapsed * 1000,
+        complete or "-",
+        extra={
+            "method": request.method,
+            "path": request.path[:200],
+            "status": response.status,
+            "latency_ms": round(elapsed * 1000, 2),
+            "complete": complete,
+        },
+    )
+
+
+async def _unmatched(request: web.Request) -> web.StreamResponse:
+    """No route for this method and path: 405 with ``Allow`` when another method
+    has one, else 404 (as problems, which aiohttp's own answers are not)."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.canonical != _ANY_PATH:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
 
 
 def _refusal(request: web.Request, gateway: Gateway) -> web.Response | None:
@@ -332,9 +342,7 @@ def create_app(
         auth=settings.gateway.auth.enabled,
         id_pattern=settings.id_pattern,
     )
-    app = web.Application(
-        middlewares=[_gateway], client_max_size=_BODY_LIMIT, handler_args=HTTP_LIMITS
-    )
+    app = web.Application(client_max_size=_BODY_LIMIT, handler_args=HTTP_LIMITS)
     app[GATEWAY] = gateway = Gateway(
         settings=settings,
         aggregator=aggregator,
@@ -355,13 +363,24 @@ def create_app(
             yield
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_post("/workflows/status:batch", post_batch)
+    batch = "/workflows/status:batch"
+    app.router.add_post(batch, _guarded(post_batch, batch, workflows=True))
     # Any id, newlines and slashes included, reaches the handler and its 400.
-    app.router.add_get(r"/workflows/{workflow_id:[\s\S]+}/status", get_status, allow_head=False)
-    app.router.add_get("/healthz", healthz, allow_head=False)
-    app.router.add_get("/readyz", readyz, allow_head=False)
-    app.router.add_get("/metrics", metrics, allow_head=False)
-    app.router.add_get("/openapi.json", openapi, allow_head=False)
+    status = "/workflows/{workflow_id}/status"
+    app.router.add_get(
+        r"/workflows/{workflow_id:[\s\S]+}/status",
+        _guarded(get_status, status, workflows=True),
+        allow_head=False,
+    )
+    for path, handler in (
+        ("/healthz", healthz),
+        ("/readyz", readyz),
+        ("/metrics", metrics),
+        ("/openapi.json", openapi),
+    ):
+        app.router.add_get(path, _guarded(handler, path, workflows=False), allow_head=False)
+    # Last, tried after every other route: any other method and path.
+    app.router.add_route("*", r"/{path:[\s\S]*}", _guarded(_unmatched, "unmatched", workflows=None))
     return app
 
 

@@ -155,9 +155,29 @@ async def test_unknown_routes_and_methods_are_problems(participants: LoopbackPar
         missing = await gw.client.get("/nowhere")
         wrong = await gw.client.delete("/workflows/order-1/status")
         missing_body, wrong_body = await problem_of(missing), await problem_of(wrong)
+        from yarl import URL
+
+        others = {
+            "HEAD /healthz": await gw.client.head("/healthz"),
+            "POST /metrics": await gw.client.post("/metrics"),
+            "GET batch": await gw.client.get("/workflows/status:batch"),
+            "newline": await gw.client.get(URL(gw.url + "/a%0Ab", encoded=True)),
+        }
+        bodies = {name: await response.read() for name, response in others.items()}
+        scrape = await (await gw.client.get("/metrics")).text()
     assert missing.status == 404 and missing_body.type.endswith(":not-found")
     assert wrong.status == 405 and wrong_body.type.endswith(":method-not-allowed")
     assert wrong.headers["Allow"] == "GET"
+    assert {name: (r.status, r.headers.get("Allow")) for name, r in others.items()} == {
+        "HEAD /healthz": (405, "GET"),
+        "POST /metrics": (405, "GET"),
+        "GET batch": (405, "POST"),
+        "newline": (404, None),
+    }
+    for name in ("POST /metrics", "GET batch", "newline"):
+        assert Problem.model_validate_json(bodies[name]).status == others[name].status
+    assert 'route="unmatched",status="404"' in scrape
+    assert 'route="unmatched",status="405"' in scrape
 
 
 async def test_batch(participants: LoopbackParticipants) -> None:
