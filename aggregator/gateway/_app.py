@@ -9,7 +9,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -53,6 +53,8 @@ class Gateway:
     metrics: GatewayMetrics
     openapi: bytes
     access_log: bool = True
+    max_active: int = 0  # workflow requests answered at once; more are refused
+    retry_after_s: int = 1
     responses: ResponseMemo = field(default_factory=ResponseMemo)
     active: int = 0  # workflow requests being answered
     in_flight: int = 0  # all requests being answered
@@ -98,7 +100,12 @@ def _new_request_id() -> str:
     return f"{_PROCESS_TAG}{next(_REQUEST_IDS):016x}"
 
 
-def _guarded(handler: Handler, route: str, *, workflows: bool | None) -> Handler:
+GatewayHandler = Callable[[web.Request, Gateway], Awaitable[web.StreamResponse]]
+
+
+def _guarded(
+    handler: GatewayHandler, gateway: Gateway, route: str, *, workflows: bool | None
+) -> Handler:
     """``handler`` with what every answer needs: a request id, overload and
     authentication (``workflows`` routes; None: decided by the path), metrics
     labelled ``route`` and the access log; every error becomes a problem body.
@@ -106,9 +113,9 @@ def _guarded(handler: Handler, route: str, *, workflows: bool | None) -> Handler
     A wrapper per route rather than an aiohttp middleware, which adds two
     layers of calls to every request (about 5% of a cached answer's cost).
     """
+    observe = gateway.metrics.observe_request
 
     async def guarded(request: web.Request) -> web.StreamResponse:
-        gateway = request.app[GATEWAY]
         offered = request.headers.get(REQUEST_ID_HEADER)
         request_id = (
             offered if offered and _SAFE_REQUEST_ID.fullmatch(offered) else _new_request_id()
@@ -119,13 +126,13 @@ def _guarded(handler: Handler, route: str, *, workflows: bool | None) -> Handler
         try:
             try:
                 if not (request.path.startswith("/workflows/") if workflows is None else workflows):
-                    response = await handler(request)
+                    response = await handler(request, gateway)
                 elif (refusal := _refusal(request, gateway)) is not None:
                     response = refusal
                 else:
                     gateway.active += 1
                     try:
-                        response = await handler(request)
+                        response = await handler(request, gateway)
                     finally:
                         gateway.active -= 1
             except web.HTTPException as exc:
@@ -137,7 +144,7 @@ def _guarded(handler: Handler, route: str, *, workflows: bool | None) -> Handler
                 response = problem("internal-error", 500, "the request could not be answered")
             response.headers[REQUEST_ID_HEADER] = request_id
             elapsed = time.perf_counter() - started
-            gateway.metrics.observe_request(route, request.method, response.status, elapsed)
+            observe(route, request.method, response.status, elapsed)
             if gateway.access_log:
                 _log_access(request, response, elapsed)
             return response
@@ -167,7 +174,7 @@ def _log_access(request: web.Request, response: web.StreamResponse, elapsed: flo
     )
 
 
-async def _unmatched(request: web.Request) -> web.StreamResponse:
+async def _unmatched(request: web.Request, _: Gateway) -> web.StreamResponse:
     """No route for this method and path: 405 with ``Allow`` when another method
     has one, else 404 (as problems, which aiohttp's own answers are not)."""
     allowed: set[str] = set()
@@ -181,15 +188,14 @@ async def _unmatched(request: web.Request) -> web.StreamResponse:
 
 def _refusal(request: web.Request, gateway: Gateway) -> web.Response | None:
     """Overload and authentication: a problem to answer at once, or None to go on."""
-    limits = gateway.settings.gateway
-    if gateway.active >= limits.max_concurrent_requests:
+    if gateway.active >= gateway.max_active:
         return problem(
             "overloaded",
             503,
-            f"more than {limits.max_concurrent_requests} requests in flight",
-            headers={"Retry-After": str(limits.retry_after_s)},
+            f"more than {gateway.max_active} requests in flight",
+            headers={"Retry-After": str(gateway.retry_after_s)},
         )
-    tenant = gateway.auth.tenant(request)
+    tenant = gateway.auth.tenant(request) if gateway.auth.enabled else ""
     if tenant is None:
         return problem(
             "unauthorized",
@@ -213,8 +219,7 @@ def _outbound_headers(request: web.Request, gateway: Gateway) -> dict[str, str]:
     return headers
 
 
-async def get_status(request: web.Request) -> web.StreamResponse:
-    gateway = request.app[GATEWAY]
+async def get_status(request: web.Request, gateway: Gateway) -> web.StreamResponse:
     aggregator = gateway.aggregator
     workflow_id = request.match_info["workflow_id"]
     scope = request[TENANT]
@@ -233,13 +238,12 @@ async def get_status(request: web.Request) -> web.StreamResponse:
     return answer_response(
         answer,
         if_none_match=validators,
-        retry_after=gateway.settings.gateway.retry_after_s,
+        retry_after=gateway.retry_after_s,
         memo=gateway.responses,
     )
 
 
-async def post_batch(request: web.Request) -> web.StreamResponse:
-    gateway = request.app[GATEWAY]
+async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamResponse:
     aggregator = gateway.aggregator
     limit = gateway.settings.gateway.max_batch
     try:
@@ -296,12 +300,11 @@ def _batch_problem(code: int) -> Problem:
     )
 
 
-async def healthz(_: web.Request) -> web.StreamResponse:
+async def healthz(_: web.Request, __: Gateway) -> web.StreamResponse:
     return web.json_response({"status": "alive"})
 
 
-async def readyz(request: web.Request) -> web.StreamResponse:
-    gateway = request.app[GATEWAY]
+async def readyz(_: web.Request, gateway: Gateway) -> web.StreamResponse:
     aggregator = gateway.aggregator
     if not aggregator.is_open:
         return problem("not-ready", 503, "the outbound session is not open")
@@ -313,13 +316,13 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def metrics(request: web.Request) -> web.StreamResponse:
-    body = request.app[GATEWAY].metrics.render()
+async def metrics(_: web.Request, gateway: Gateway) -> web.StreamResponse:
+    body = gateway.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def openapi(request: web.Request) -> web.StreamResponse:
-    return web.Response(body=request.app[GATEWAY].openapi, content_type="application/json")
+async def openapi(_: web.Request, gateway: Gateway) -> web.StreamResponse:
+    return web.Response(body=gateway.openapi, content_type="application/json")
 
 
 def create_app(
@@ -350,6 +353,8 @@ def create_app(
         metrics=gateway_metrics,
         openapi=json.dumps(document, indent=2).encode(),
         access_log=settings.gateway.access_log,
+        max_active=settings.gateway.max_concurrent_requests,
+        retry_after_s=settings.gateway.retry_after_s,
     )
     gateway_metrics.count_in_flight(lambda: gateway.in_flight)
 
@@ -364,12 +369,12 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     batch = "/workflows/status:batch"
-    app.router.add_post(batch, _guarded(post_batch, batch, workflows=True))
+    app.router.add_post(batch, _guarded(post_batch, gateway, batch, workflows=True))
     # Any id, newlines and slashes included, reaches the handler and its 400.
     status = "/workflows/{workflow_id}/status"
     app.router.add_get(
         r"/workflows/{workflow_id:[\s\S]+}/status",
-        _guarded(get_status, status, workflows=True),
+        _guarded(get_status, gateway, status, workflows=True),
         allow_head=False,
     )
     for path, handler in (
@@ -378,9 +383,13 @@ def create_app(
         ("/metrics", metrics),
         ("/openapi.json", openapi),
     ):
-        app.router.add_get(path, _guarded(handler, path, workflows=False), allow_head=False)
+        app.router.add_get(
+            path, _guarded(handler, gateway, path, workflows=False), allow_head=False
+        )
     # Last, tried after every other route: any other method and path.
-    app.router.add_route("*", r"/{path:[\s\S]*}", _guarded(_unmatched, "unmatched", workflows=None))
+    app.router.add_route(
+        "*", r"/{path:[\s\S]*}", _guarded(_unmatched, gateway, "unmatched", workflows=None)
+    )
     return app
 
 
