@@ -62,9 +62,9 @@ class _Flight:
         self.waiters: list[asyncio.Future[Part]] = []
         self.task: asyncio.Task[None] | None = None
 
-    def wait(self) -> asyncio.Future[Part]:
+    def wait(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Part]:
         """A future for the call's part (or its exception, or its cancellation)."""
-        waiter: asyncio.Future[Part] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Part] = loop.create_future()
         if self.result is None:
             self.waiters.append(waiter)
         else:
@@ -131,6 +131,9 @@ class ParticipantClient:
         self._clock = clock
         self._rng = rng
         self._observer = observer
+        # Made inside the running loop (StatusAggregator's 'async with'), which every
+        # call then uses: looking it up again costs a getpid() each time.
+        self._loop = asyncio.get_running_loop()
         protection = settings.protection
         self._retry = protection.retry
         self._backoff = protection.retry_backoff_ms / 1000
@@ -197,9 +200,9 @@ class ParticipantClient:
         """
         flight = self._inflight.get(key)
         if flight is None:
-            ends = min(deadline, asyncio.get_running_loop().time() + self._timeout)
+            ends = min(deadline, self._loop.time() + self._timeout)
             flight = self._inflight[key] = _Flight(ends)
-            flight.task = asyncio.create_task(self._fly(key, flight, segment, headers))
+            flight.task = self._loop.create_task(self._fly(key, flight, segment, headers))
         else:
             self.stats.coalesced += 1
         return flight
@@ -209,7 +212,7 @@ class ParticipantClient:
 
         Never raises for anything the participant does.
         """
-        waiter = flight.wait()
+        waiter = flight.wait(self._loop)
         if deadline >= flight.ends:
             # The call ends by itself in time, with the precise reason if it fails.
             part = await waiter
@@ -254,13 +257,13 @@ class ParticipantClient:
     ) -> Part:
         """One protected call, ending by ``call_deadline`` (event-loop time) at the latest."""
         self.stats.fetches += 1
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         started = loop.time()
         # The call's bound: a timer that cancels this task, which ``_ask`` turns into
         # a timeout. An asyncio.timeout context did the same at three times the cost
         # (bench/RESULTS.md). Started here, the cancellation can only land inside
         # ``_ask``'s ``try``: every await of the call is in it.
-        task = asyncio.current_task()
+        task = asyncio.current_task(loop)
         assert task is not None
         timer = loop.call_at(call_deadline, self._expire, task)
         try:
@@ -341,7 +344,7 @@ class ParticipantClient:
             isinstance(answer, TransportFailure)
             and answer.retryable
             and self._retry
-            and asyncio.get_running_loop().time() + self._backoff < deadline
+            and self._loop.time() + self._backoff < deadline
             and self._budget.withdraw()
         )
 

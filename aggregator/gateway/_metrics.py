@@ -153,7 +153,7 @@ class GatewayMetrics:
         self.registry.register(_AggregatorCollector(aggregator))
 
     def fetched(self, participant: str, part: Part, seconds: float) -> None:
-        self._calls.observe((participant, part.outcome.value), seconds)
+        self._calls.observe((participant, part.outcome), seconds)  # a str: no .value
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
