@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from contracts import (
     Anomaly,
@@ -59,35 +58,25 @@ def age_ms(part: Part, now: float) -> int | None:
     return max(0, round((now - part.fetched_at) * 1000))
 
 
-def part_fields(part: Part) -> dict[str, Any]:
-    """What an answer shows of a part, but its age, in ParticipantStatus's field order.
-
-    ``view`` is the parsed model itself; ``render_part`` dumps it.
-    """
-    view = part.view
-    fetched = part.fetched_at if part.source is not None else None
-    return {
-        "outcome": part.outcome,
-        "source": part.source,
-        "fetched_at": None if fetched is None else datetime.fromtimestamp(fetched, UTC),
-        "updated_at": None if view is None else view.updated_at,
-        "state": None if view is None else view.state,
-        "version": None if view is None else view.version,
-        "view": view,
-        "error": part.error,
-    }
-
-
 def render_part(part: Part, now: float) -> ParticipantStatus:
     """One part as the answer shows it at ``now``.
 
     Built without validation: every value comes from validated parts (the tests
     validate what this builds).
     """
-    fields = part_fields(part)
-    if part.view is not None:
-        fields["view"] = part.view.model_dump(mode="json")
-    return ParticipantStatus.model_construct(**fields, age_ms=age_ms(part, now))
+    view = part.view
+    fetched = part.fetched_at if part.source is not None else None
+    return ParticipantStatus.model_construct(
+        outcome=part.outcome,
+        source=part.source,
+        fetched_at=None if fetched is None else datetime.fromtimestamp(fetched, UTC),
+        updated_at=None if view is None else view.updated_at,
+        state=None if view is None else view.state,
+        version=None if view is None else view.version,
+        view=None if view is None else view.model_dump(mode="json"),
+        error=part.error,
+        age_ms=age_ms(part, now),
+    )
 
 
 def _regressions(parts: Mapping[str, Part]) -> list[Anomaly]:
