@@ -53,8 +53,6 @@ class Gateway:
     metrics: GatewayMetrics
     openapi: bytes
     access_log: bool = True
-    max_active: int = 0  # workflow requests answered at once; more are refused
-    retry_after_s: int = 1
     responses: ResponseMemo = field(default_factory=ResponseMemo)
     active: int = 0  # workflow requests being answered
     in_flight: int = 0  # all requests being answered
@@ -188,14 +186,15 @@ async def _unmatched(request: web.Request, _: Gateway) -> web.StreamResponse:
 
 def _refusal(request: web.Request, gateway: Gateway) -> web.Response | None:
     """Overload and authentication: a problem to answer at once, or None to go on."""
-    if gateway.active >= gateway.max_active:
+    limits = gateway.settings.gateway
+    if gateway.active >= limits.max_concurrent_requests:
         return problem(
             "overloaded",
             503,
-            f"more than {gateway.max_active} requests in flight",
-            headers={"Retry-After": str(gateway.retry_after_s)},
+            f"more than {limits.max_concurrent_requests} requests in flight",
+            headers={"Retry-After": str(limits.retry_after_s)},
         )
-    tenant = gateway.auth.tenant(request) if gateway.auth.enabled else ""
+    tenant = gateway.auth.tenant(request)
     if tenant is None:
         return problem(
             "unauthorized",
@@ -238,7 +237,7 @@ async def get_status(request: web.Request, gateway: Gateway) -> web.StreamRespon
     return answer_response(
         answer,
         if_none_match=validators,
-        retry_after=gateway.retry_after_s,
+        retry_after=gateway.settings.gateway.retry_after_s,
         memo=gateway.responses,
     )
 
@@ -353,8 +352,6 @@ def create_app(
         metrics=gateway_metrics,
         openapi=json.dumps(document, indent=2).encode(),
         access_log=settings.gateway.access_log,
-        max_active=settings.gateway.max_concurrent_requests,
-        retry_after_s=settings.gateway.retry_after_s,
     )
     gateway_metrics.count_in_flight(lambda: gateway.in_flight)
 
