@@ -24,12 +24,13 @@ from ._rules import WorkflowDefinition
 _NEVER = float("-inf")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Rendering:
     """What a set of parts says, rendered once for as long as the same parts are served.
 
     Treat it as immutable (it is not frozen only because building a frozen
-    object of this many fields costs more than the rest of a cache hit).
+    object of this many fields costs more than the rest of a cache hit). It can be
+    referred to weakly, to follow its lifetime without extending it.
     """
 
     workflow_id: str

@@ -39,24 +39,27 @@ def _matches(if_none_match: str, tag: str) -> bool:
 
 
 class ResponseMemo:
-    """The last 200 answer's headers and body per rendering: answers to the same
-    parts within the same millisecond say exactly the same, so they share them."""
+    """The 200 answers' headers and body given within the current millisecond, per
+    rendering: answers to the same parts within one millisecond say exactly the same,
+    so they share them. An older one can never be given again, so none is kept."""
 
-    __slots__ = ("_last", "_limit")
+    __slots__ = ("_given", "_limit", "_now")
 
     def __init__(self, limit: int = 10_000) -> None:
-        self._limit = limit
-        self._last: dict[int, tuple[Rendering, float, dict[str, str], bytes]] = {}
+        self._limit = limit  # renderings within one millisecond (a clock that stands still)
+        self._now = float("nan")  # the millisecond the memo is for
+        self._given: dict[int, tuple[Rendering, dict[str, str], bytes]] = {}
 
     def get(self, answer: Answer) -> tuple[dict[str, str], bytes]:
+        if answer.now != self._now or len(self._given) >= self._limit:
+            self._given.clear()
+            self._now = answer.now
         rendering = answer.rendering
-        last = self._last.get(id(rendering))
-        if last is not None and last[0] is rendering and last[1] == answer.now:
-            return last[2], last[3]
+        given = self._given.get(id(rendering))
+        if given is not None and given[0] is rendering:
+            return given[1], given[2]
         headers, body = _headers(answer), answer.json()
-        if len(self._last) >= self._limit:
-            self._last.clear()
-        self._last[id(rendering)] = (rendering, answer.now, headers, body)
+        self._given[id(rendering)] = (rendering, headers, body)
         return headers, body
 
 

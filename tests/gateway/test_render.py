@@ -1,0 +1,57 @@
+"""Answers given within one millisecond share their headers and body; older ones go."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from aggregator._answer import Answer, Rendering
+from aggregator._part import Part
+from aggregator.gateway._render import ResponseMemo
+from contracts import Outcome, Source
+from tests.helpers import settings
+
+DEFINITION = settings().definition()
+
+
+def rendering(workflow_id: str) -> Rendering:
+    parts = {"shipping": Part(Outcome.NOT_FOUND, Source.CACHE, fetched_at=1_000.0)}
+    return Rendering.of(DEFINITION, workflow_id, parts, ttl=2, terminal_ttl=30)
+
+
+def test_one_millisecond_shares_headers_and_body() -> None:
+    memo, one = ResponseMemo(), rendering("o-1")
+    headers, body = memo.get(Answer(DEFINITION, one, 1_000.5))
+    again = memo.get(Answer(DEFINITION, one, 1_000.5))
+    other = memo.get(Answer(DEFINITION, rendering("o-2"), 1_000.5))
+    later = memo.get(Answer(DEFINITION, one, 1_000.501))
+    assert again[0] is headers and again[1] is body
+    assert other[1] != body and b'"o-2"' in other[1]
+    assert later[1] != body and b'"age_ms":501' in later[1]
+    assert body == Answer(DEFINITION, one, 1_000.5).json()
+
+
+def test_an_earlier_millisecond_holds_nothing() -> None:
+    """An answer can be given again only within its millisecond: after it, the memo
+    lets go of the rendering (and of the body and headers with it)."""
+    memo, gone = ResponseMemo(), rendering("o-1")
+    memo.get(Answer(DEFINITION, gone, 1_000.5))
+    held = weakref.ref(gone)
+    del gone
+    gc.collect()
+    assert held() is not None  # still its millisecond
+    memo.get(Answer(DEFINITION, rendering("o-2"), 1_000.501))
+    gc.collect()
+    assert held() is None
+
+
+def test_a_clock_that_stands_still_keeps_the_memo_bounded() -> None:
+    memo = ResponseMemo(limit=2)
+    first = rendering("o-1")
+    memo.get(Answer(DEFINITION, first, 1_000.5))
+    held = weakref.ref(first)
+    del first
+    for workflow_id in ("o-2", "o-3"):
+        memo.get(Answer(DEFINITION, rendering(workflow_id), 1_000.5))
+    gc.collect()
+    assert held() is None
