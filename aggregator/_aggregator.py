@@ -18,7 +18,7 @@ from ._errors import NotOpen
 from ._http_client import AiohttpTransport
 from ._ids import IdPolicy
 from ._part import Part
-from ._participant import Observer, ParticipantClient, ParticipantStats
+from ._participant import Flight, Observer, ParticipantClient, ParticipantStats
 from ._settings import Settings
 from ._transport import Transport
 
@@ -76,8 +76,9 @@ class StatusAggregator:
         cache = settings.cache
         self._ttl = cache.ttl_ms / 1000
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
-        # One rendering per workflow and scope, reused while the same cached parts are
-        # served, oldest first out. An OrderedDict: a dict's oldest key costs a scan over
+        # One rendering per workflow and scope, reused while the same cached (or standing
+        # in) parts are served, oldest first out; those of parts just fetched go with
+        # their calls instead (_answer). An OrderedDict: a dict's oldest key costs a scan over
         # the slots its deletions left (7.6 us an eviction at 20,000 entries, 0.4 here).
         self._renderings: OrderedDict[tuple[str, str], _Reusable] = OrderedDict()
         self._max_renderings = cache.max_entries
@@ -203,6 +204,7 @@ class StatusAggregator:
                 parts[c.name] = part
                 stand_ins[c.name] = c.refused_until(part)
         missing = [c for c in self._clients if parts[c.name] is None]
+        flights: list[tuple[ParticipantClient, Flight]] = []
         if missing:
             deadline = asyncio.get_running_loop().time() + self._deadline
             headers = {**BASE_HEADERS, **headers}
@@ -213,17 +215,21 @@ class StatusAggregator:
             for client, flight in flights:
                 parts[client.name] = await client.land(key, flight, deadline=deadline)
         complete = {name: part for name, part in parts.items() if part is not None}
+        if flights and any(part.source is Source.LIVE for part in complete.values()):
+            # A part just fetched goes to the callers who shared its call and to no one
+            # after them, and so does an answer made of it: the rendering is shared
+            # through the call rather than stored, and is freed when they are done.
+            # (Stored, it held memory no request could use until evicted: half the
+            # gateway's resident memory under a miss load, bench/RESULTS.md.)
+            flight = flights[0][1]
+            rendering = flight.shared
+            if not (isinstance(rendering, Rendering) and rendering.serves(complete)):
+                rendering = flight.shared = self._render(workflow_id, complete, stand_ins)
+            return Answer(self.definition, rendering, self._now())
         entry = self._renderings.get(key)
         rendering = None if entry is None else entry.rendering
         if rendering is None or not rendering.serves(complete) or stand_ins:
-            rendering = Rendering.of(
-                self.definition,
-                workflow_id,
-                complete,
-                ttl=self._ttl,
-                terminal_ttl=self._terminal_ttl,
-                stand_ins=stand_ins,
-            )
+            rendering = self._render(workflow_id, complete, stand_ins)
             if len(self._renderings) >= self._max_renderings:
                 self._renderings.popitem(last=False)
             self._renderings[key] = _Reusable(
@@ -232,6 +238,18 @@ class StatusAggregator:
                 self._kinds_of(complete.values()),
             )
         return Answer(self.definition, rendering, self._now())
+
+    def _render(
+        self, workflow_id: str, parts: Mapping[str, Part], stand_ins: Mapping[str, float]
+    ) -> Rendering:
+        return Rendering.of(
+            self.definition,
+            workflow_id,
+            parts,
+            ttl=self._ttl,
+            terminal_ttl=self._terminal_ttl,
+            stand_ins=stand_ins,
+        )
 
     def _kinds_of(self, parts: Iterable[Part]) -> int:
         """The index of the counter for answers made of parts of these kinds."""

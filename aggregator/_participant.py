@@ -47,20 +47,23 @@ class ParticipantStats:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-class _Flight:
+class Flight:
     """A call in flight, shared by every caller who wants the same part meanwhile.
 
     Each caller waits on a future of its own, so one giving up (its deadline, its
     cancellation) never cancels the call the others wait for.
     """
 
-    __slots__ = ("ends", "result", "task", "waiters")
+    __slots__ = ("ends", "result", "shared", "task", "waiters")
 
     def __init__(self, ends: float) -> None:
         self.ends = ends  # event-loop time by which the call has ended, one way or another
         self.result: Part | BaseException | None = None  # what the call ended with
         self.waiters: list[asyncio.Future[Part]] = []
         self.task: asyncio.Task[None] | None = None
+        # Whatever the callers make of the call's part and share among themselves (the
+        # aggregator keeps its rendering here); it goes when the last of them lets go.
+        self.shared: object = None
 
     def wait(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Part]:
         """A future for the call's part (or its exception, or its cancellation)."""
@@ -156,7 +159,7 @@ class ParticipantClient:
             terminal=participant.terminal,
             clock=clock,
         )
-        self._inflight: dict[Key, _Flight] = {}
+        self._inflight: dict[Key, Flight] = {}
         self._expired: set[asyncio.Task[object]] = set()  # calls cancelled by their deadline
         self.stats = ParticipantStats()
 
@@ -193,7 +196,7 @@ class ParticipantClient:
 
     def flight(
         self, key: Key, segment: str, *, deadline: float, headers: Mapping[str, str]
-    ) -> _Flight:
+    ) -> Flight:
         """The call for this part: the one already in flight for it, or a new one.
 
         ``deadline`` is in event-loop time; callers wanting the same key share one call.
@@ -201,13 +204,13 @@ class ParticipantClient:
         flight = self._inflight.get(key)
         if flight is None:
             ends = min(deadline, self._loop.time() + self._timeout)
-            flight = self._inflight[key] = _Flight(ends)
+            flight = self._inflight[key] = Flight(ends)
             flight.task = self._loop.create_task(self._fly(key, flight, segment, headers))
         else:
             self.stats.coalesced += 1
         return flight
 
-    async def land(self, key: Key, flight: _Flight, *, deadline: float) -> Part:
+    async def land(self, key: Key, flight: Flight, *, deadline: float) -> Part:
         """The part a call brings, or what stands in for it at ``deadline``.
 
         Never raises for anything the participant does.
@@ -235,7 +238,7 @@ class ParticipantClient:
         task.cancel()
 
     async def _fly(
-        self, key: Key, flight: _Flight, segment: str, headers: Mapping[str, str]
+        self, key: Key, flight: Flight, segment: str, headers: Mapping[str, str]
     ) -> None:
         """A flight's task: one call, whose part every caller waiting for it gets."""
         try:
@@ -247,7 +250,7 @@ class ParticipantClient:
         else:
             self._settle(key, flight, part)
 
-    def _settle(self, key: Key, flight: _Flight, result: Part | BaseException) -> None:
+    def _settle(self, key: Key, flight: Flight, result: Part | BaseException) -> None:
         if self._inflight.get(key) is flight:
             del self._inflight[key]
         flight.settle(result)

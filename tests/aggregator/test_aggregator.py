@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import weakref
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from aggregator import (
     TransportFailure,
     TransportResponse,
 )
+from aggregator._answer import Rendering
 from aggregator.testing import ManualClock
 from contracts import ErrorKind, Outcome, Source
 from tests.helpers import JSON, NOT_FOUND, FakeNetwork, all_states, forever, ok, settings
@@ -81,6 +84,45 @@ async def test_a_thousand_concurrent_callers_share_one_call_per_participant() ->
     assert all(s.status == "stock_reserved" and s.complete for s in statuses)
     assert all(s.participants["payment"].source == Source.LIVE for s in statuses)
     assert stats["payment"].fetches == 1 and stats["payment"].coalesced == 999
+
+
+async def test_callers_sharing_calls_share_one_rendering_which_then_goes() -> None:
+    """Parts just fetched go to the callers who shared the calls and to no one else:
+    they share one rendering, and nothing holds it once they are done. An answer of
+    cached parts is kept for the requests that follow."""
+    release = asyncio.Event()
+
+    async def held(request: OutboundRequest) -> TransportResponse:
+        await release.wait()
+        name = request.url.split("//")[1].split(".")[0]
+        states = {"payment": "captured", "inventory": "reserved", "shipping": "in_transit"}
+        return ok(name, "o-1", states[name])
+
+    clock = ManualClock()
+    network = FakeNetwork(dict.fromkeys(("payment", "inventory", "shipping"), held))
+    given: list[Rendering] = []
+
+    async def caller(agg: StatusAggregator) -> weakref.ref[Rendering]:
+        rendering = (await agg.answer("o-1")).rendering
+        given.append(rendering)
+        return weakref.ref(rendering)
+
+    async with aggregator(network, clock) as agg:
+        callers = [asyncio.create_task(caller(agg)) for _ in range(3)]
+        await network.received(3)
+        release.set()
+        renderings = await asyncio.gather(*callers)
+        shared = len(given) == 3 and all(rendering is given[0] for rendering in given)
+        given.clear()
+        gc.collect()
+        let_go = all(rendering() is None for rendering in renderings)
+        cached = await agg.answer("o-1")  # every part from the cache now
+        clock.advance(0.5)
+        reused = agg.cached_answer("o-1")
+    assert shared and let_go
+    assert {part.source for part in cached.parts.values()} == {Source.CACHE}
+    assert reused is not None and reused.rendering is cached.rendering
+    assert network.calls("payment") == 1
 
 
 async def test_a_caller_giving_up_leaves_the_shared_call_to_the_others() -> None:
