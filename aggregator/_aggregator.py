@@ -78,8 +78,8 @@ class StatusAggregator:
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
         # One rendering per workflow and scope, reused while the same cached (or standing
         # in) parts are served, oldest first out; those of parts just fetched go with
-        # their calls instead (_answer). An OrderedDict: a dict's oldest key costs a scan over
-        # the slots its deletions left (7.6 us an eviction at 20,000 entries, 0.4 here).
+        # their calls instead (_answer). An OrderedDict: a dict's oldest key costs a scan
+        # over the slots its deletions left (7.6 us an eviction at 20,000 entries, 0.4 here).
         self._renderings: OrderedDict[tuple[str, str], _Reusable] = OrderedDict()
         self._max_renderings = cache.max_entries
         # Parts served by cached answers are counted once per answer, by the answer's
@@ -219,8 +219,8 @@ class StatusAggregator:
             # A part just fetched goes to the callers who shared its call and to no one
             # after them, and so does an answer made of it: the rendering is shared
             # through the call rather than stored, and is freed when they are done.
-            # (Stored, it held memory no request could use until evicted: half the
-            # gateway's resident memory under a miss load, bench/RESULTS.md.)
+            # (Stored, it held memory no request could use until evicted: over a third
+            # of the gateway's resident memory under a miss load, bench/RESULTS.md.)
             flight = flights[0][1]
             rendering = flight.shared
             if not (isinstance(rendering, Rendering) and rendering.serves(complete)):
