@@ -104,6 +104,7 @@ def parse_wrk(out: str) -> Wrk:
 
 
 ROUNDS = 3
+STATUS_PATH = "/workflows/{id}/status"  # where {id} goes in the paths wrk asks for
 FAN_RUNS = 5  # fan-out runs of each server; the reported one has the median p50
 FAN_SECONDS = 3.0
 
@@ -132,7 +133,7 @@ def paired(ours: Callable[[int], Wrk], theirs: Callable[[int], Wrk]) -> tuple[Wr
     return a, b, ratio
 
 
-def lua_unique_ids(directory: Path, prefix: str, path: str = "/workflows/{id}/status") -> Path:
+def lua_unique_ids(directory: Path, prefix: str, path: str = STATUS_PATH) -> Path:
     """A new id for every request, in ``path``."""
     return lua_pool(directory, prefix, 10**12, None, path)
 
@@ -142,7 +143,7 @@ def lua_pool(
     prefix: str,
     size: int,
     pattern: str | None,
-    path: str = "/workflows/{id}/status",
+    path: str = STATUS_PATH,
 ) -> Path:
     """Round robin over a pool of ids in ``path``; with a pattern, count answers that
     hold it."""
@@ -499,8 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         for port in ports.values():
             set_mode(port, delay_ms=20)
         fan_targets = {
-            "gateway": (gateway + "/", "/workflows/{id}/status"),
-            "naive": (f"http://127.0.0.1:{naive_port}/", "/workflows/{id}/status"),
+            "gateway": (gateway + "/", STATUS_PATH),
+            "naive": (f"http://127.0.0.1:{naive_port}/", STATUS_PATH),
             "participant": (f"http://127.0.0.1:{ports['payment']}/", "/payments/{id}"),
         }
         fan_runs: dict[str, list[Wrk]] = {who: [] for who in fan_targets}
