@@ -54,12 +54,11 @@ class ResponseMemo:
         if answer.now != self._now or len(self._given) >= self._limit:
             self._given.clear()
             self._now = answer.now
-        rendering = answer.rendering
-        given = self._given.get(id(rendering))
-        if given is not None and given[0] is rendering:
+        given = self._given.get(id(answer.rendering))
+        if given is not None:  # the rendering it holds keeps its id from being reused
             return given[1], given[2]
         headers, body = _headers(answer), answer.json()
-        self._given[id(rendering)] = (rendering, headers, body)
+        self._given[id(answer.rendering)] = (answer.rendering, headers, body)
         return headers, body
 
 
