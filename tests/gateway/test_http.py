@@ -8,6 +8,7 @@ import json
 import jsonschema
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from aggregator.testing import ManualClock
 from contracts import Problem, WorkflowStatus
@@ -155,8 +156,6 @@ async def test_unknown_routes_and_methods_are_problems(participants: LoopbackPar
         missing = await gw.client.get("/nowhere")
         wrong = await gw.client.delete("/workflows/order-1/status")
         missing_body, wrong_body = await problem_of(missing), await problem_of(wrong)
-        from yarl import URL
-
         others = {
             "HEAD /healthz": await gw.client.head("/healthz"),
             "POST /metrics": await gw.client.post("/metrics"),
