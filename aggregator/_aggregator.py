@@ -180,13 +180,24 @@ class StatusAggregator:
     ) -> list[WorkflowStatus]:
         """Statuses for many workflows, in the given order, at most
         ``max_concurrent_statuses`` at a time. Every id is validated first."""
+        answers = await self.answers(workflow_ids, scope=scope, headers=headers)
+        return [answer.status() for answer in answers]
+
+    async def answers(
+        self,
+        workflow_ids: Iterable[str],
+        *,
+        scope: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> list[Answer]:
+        """Like ``status_many``, as answers (see ``answer``)."""
         ids = list(workflow_ids)
         segments = [self.check_id(workflow_id) for workflow_id in ids]
         limit = asyncio.Semaphore(self.settings.max_concurrent_statuses)
 
-        async def one(workflow_id: str, segment: str) -> WorkflowStatus:
+        async def one(workflow_id: str, segment: str) -> Answer:
             async with limit:
-                return (await self._answer(workflow_id, segment, scope, headers or {})).status()
+                return await self._answer(workflow_id, segment, scope, headers or {})
 
         return list(await asyncio.gather(*map(one, ids, segments)))
 
@@ -224,12 +235,12 @@ class StatusAggregator:
             flight = flights[0][1]
             rendering = flight.shared
             if not (isinstance(rendering, Rendering) and rendering.serves(complete)):
-                rendering = flight.shared = self._render(workflow_id, complete, stand_ins)
+                rendering = flight.shared = self._render(workflow_id, scope, complete, stand_ins)
             return Answer(self.definition, rendering, self._now())
         entry = self._renderings.get(key)
         rendering = None if entry is None else entry.rendering
         if rendering is None or not rendering.serves(complete) or stand_ins:
-            rendering = self._render(workflow_id, complete, stand_ins)
+            rendering = self._render(workflow_id, scope, complete, stand_ins)
             if len(self._renderings) >= self._max_renderings:
                 self._renderings.popitem(last=False)
             self._renderings[key] = _Reusable(
@@ -240,7 +251,11 @@ class StatusAggregator:
         return Answer(self.definition, rendering, self._now())
 
     def _render(
-        self, workflow_id: str, parts: Mapping[str, Part], stand_ins: Mapping[str, float]
+        self,
+        workflow_id: str,
+        scope: str,
+        parts: Mapping[str, Part],
+        stand_ins: Mapping[str, float],
     ) -> Rendering:
         return Rendering.of(
             self.definition,
@@ -249,6 +264,7 @@ class StatusAggregator:
             ttl=self._ttl,
             terminal_ttl=self._terminal_ttl,
             stand_ins=stand_ins,
+            scope=scope,
         )
 
     def _kinds_of(self, parts: Iterable[Part]) -> int:

@@ -17,6 +17,7 @@ from pydantic_core import to_json
 
 from contracts import Outcome, Source, WorkflowStatus
 
+from ._cache import lifetime
 from ._merge import _EPOCH, Verdict, as_status, judge
 from ._part import Part
 from ._rules import WorkflowDefinition
@@ -38,8 +39,11 @@ class Rendering:
     verdict: Verdict
     template: bytes  # the answer's JSON, with %s where the time and each age go
     fetched: tuple[float | None, ...]  # each part's fetch time, None when not shown
-    fingerprint: str  # over what the answer says, not when
+    fingerprint: str  # over what the answer says and for whom, not when
     etag: str  # the fingerprint as a weak HTTP validator
+    # The strictest of what the shown parts' participants said about keeping them:
+    # "no-store", "private", or None when nothing was said against it.
+    privacy: str | None
     known: bool  # some participant's view can be shown
     unknown_everywhere: bool  # every participant said it has no record
     stale: bool  # some part shown is past its time to live
@@ -61,9 +65,11 @@ class Rendering:
         ttl: float,
         terminal_ttl: float,
         stand_ins: Mapping[str, float] | None = None,
+        scope: str = "",
     ) -> Rendering:
         """``stand_ins``: parts given in place of a call (the circuit is open), each
-        with the time until which it would be given again."""
+        with the time until which it would be given again; ``scope``: whom the answer
+        is for (the tenant), which its fingerprint covers."""
         verdict = judge(definition, parts)
         # pydantic's own serializer, on plain values: the same bytes the models give,
         # without building them. The fields are in the models' order.
@@ -79,32 +85,44 @@ class Rendering:
         )
         stand_ins = stand_ins or {}
         heads: list[bytes] = []
-        facts: list[tuple[object, ...]] = []  # what the fingerprint is taken over
+        facts: list[object] = [scope]  # what the fingerprint is taken over
         fetched: list[float | None] = []
         expires = float("inf")  # of the shown parts that are not stale
         stale = False
         reusable = bool(parts)
+        no_store = private = False
         for name, part in parts.items():
             view, source = part.view, part.source
+            view_json = None if view is None else view.__pydantic_serializer__.to_json(view)
             # Escaped for %-formatting before the placeholder is added, so no '%' in
             # a participant's data can act as one.
-            heads.append(_part_json(name, part).replace(b"%", b"%%") + b',"age_ms":%s}')
+            heads.append(_part_json(name, part, view_json).replace(b"%", b"%%") + b',"age_ms":%s}')
+            # Everything the part says but when: a validator of one representation
+            # never matches another (another view's fields, another error, stale).
             facts.append(
                 (
                     name,
                     part.outcome.value,
-                    None if view is None else (view.state, view.version),
-                    None if view is None else view.updated_at,
-                    None if part.error is None else part.error.kind.value,
+                    source is Source.STALE,
+                    view_json,
+                    None if part.error is None else (part.error.kind.value, part.error.detail),
                 )
             )
             fetched.append(None if source is None else part.fetched_at)
             stale = stale or source is Source.STALE
             reusable = reusable and (source is Source.CACHE or name in stand_ins)
-            if source is None or source is Source.STALE or part.fetched_at is None:
+            if source is None:
                 continue
-            final = view is not None and view.state in definition.by_name[name].terminal
-            expires = min(expires, part.fetched_at + (terminal_ttl if final else ttl))
+            no_store = no_store or part.directives.no_store
+            private = private or part.directives.private
+            if source is Source.STALE or part.fetched_at is None:
+                continue
+            terminal = definition.by_name[name].terminal
+            expires = min(
+                expires,
+                part.fetched_at
+                + lifetime(part, ttl=ttl, terminal_ttl=terminal_ttl, terminal=terminal),
+            )
         template = (
             prefix[:-1].replace(b"%", b"%%")
             + b',"generated_at":"%s","participants":{'
@@ -121,6 +139,7 @@ class Rendering:
             fetched=tuple(fetched),
             fingerprint=fingerprint,
             etag=f'W/"{fingerprint}"',
+            privacy="no-store" if no_store else "private" if private else None,
             known=any(part.view is not None for part in parts.values()),
             unknown_everywhere=all(p.outcome is Outcome.NOT_FOUND for p in parts.values()),
             stale=stale,
@@ -142,7 +161,7 @@ _SOURCES.update({source: to_json(source.value) for source in Source})
 _NO_VIEW = b'"updated_at":null,"state":null,"version":null,"view":null'
 
 
-def _part_json(name: str, part: Part) -> bytes:
+def _part_json(name: str, part: Part, view_json: bytes | None) -> bytes:
     """``"name":{...`` for one part, every field but its age, in ParticipantStatus's
     field order, as pydantic renders it.
 
@@ -153,13 +172,13 @@ def _part_json(name: str, part: Part) -> bytes:
     fetched = part.fetched_at if part.source is not None else None
     shown = (
         _NO_VIEW
-        if view is None
+        if view is None or view_json is None
         else b'"updated_at":%b,"state":%b,"version":%d,"view":%b'
         % (
             to_json(view.updated_at),
             to_json(view.state),
             view.version,
-            view.__pydantic_serializer__.to_json(view),
+            view_json,
         )
     )
     return b'%b:{"outcome":%b,"source":%b,"fetched_at":%b,%b,"error":%b' % (

@@ -12,13 +12,24 @@ from contracts import Outcome, PartError, Source
 from ._part import Part
 
 
+def lifetime(part: Part, *, ttl: float, terminal_ttl: float, terminal: frozenset[str]) -> float:
+    """How long ``part`` is fresh after it was fetched: our time to live (longer for a
+    final state), or less when its participant's ``max-age`` or ``no-cache`` said so."""
+    final = part.view is not None and part.view.state in terminal
+    ours = terminal_ttl if final else ttl
+    said = part.directives
+    theirs = 0.0 if said.no_cache else said.max_age  # no-cache: ask again before any reuse
+    return ours if theirs is None or theirs >= ours else theirs
+
+
 class PartCache:
     """One bounded store on an injected clock.
 
-    A live ok or not-found part is kept, marked ``cache``. While younger than its
-    time to live (longer for a final state) it is ``fresh`` and answers in place
-    of a fetch; an ok part younger than the stale window is the ``known_good``
-    one, read only when a live fetch fails. Failures are never stored.
+    A live ok or not-found part is kept, marked ``cache``, unless its participant
+    said not to (``_cache_control``). While younger than its time to live (longer
+    for a final state, shorter when its ``max-age`` says so) it is ``fresh`` and
+    answers in place of a fetch; an ok part younger than the stale window is the
+    ``known_good`` one, read only when a live fetch fails. Failures are never stored.
     """
 
     __slots__ = (
@@ -58,8 +69,9 @@ class PartCache:
 
     def lifetime(self, part: Part) -> float:
         """How long ``part`` is served from the cache after it was fetched."""
-        final = part.view is not None and part.view.state in self._terminal
-        return self._terminal_ttl if final else self._ttl
+        return lifetime(
+            part, ttl=self._ttl, terminal_ttl=self._terminal_ttl, terminal=self._terminal
+        )
 
     def fresh(self, key: Hashable) -> Part | None:
         """A part still within its time to live, marked ``cache``."""
@@ -82,7 +94,7 @@ class PartCache:
         an answer made of it is rendered once, not on every request of an outage.
         """
         held = self.known_good(key)
-        if held is None:
+        if held is None or held.directives.must_revalidate:
             return None
         last = self._standing_in.get(key)
         if (
@@ -98,10 +110,17 @@ class PartCache:
         return stale
 
     def store(self, key: Hashable, part: Part) -> None:
-        """Keep a live ok or not-found part; anything else is ignored."""
-        if part.source is not Source.LIVE or part.outcome not in (Outcome.OK, Outcome.NOT_FOUND):
+        """Keep a live ok or not-found part its participant let us keep; anything
+        else is ignored."""
+        if (
+            part.source is not Source.LIVE
+            or part.outcome not in (Outcome.OK, Outcome.NOT_FOUND)
+            or not part.directives.storable
+        ):
             return
-        self._parts[key] = Part(part.outcome, Source.CACHE, part.view, part.fetched_at, part.error)
+        self._parts[key] = Part(
+            part.outcome, Source.CACHE, part.view, part.fetched_at, part.error, part.directives
+        )
 
     def __len__(self) -> int:
         return len(self._parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from types import TracebackType
 
 import aiohttp
@@ -10,6 +11,7 @@ from yarl import URL
 
 from contracts import ErrorKind, Outcome
 
+from ._response import content_encoding
 from ._transport import OutboundRequest, TransportFailure, TransportResponse
 
 
@@ -17,7 +19,8 @@ class AiohttpTransport:
     """The production transport: one pooled ``aiohttp.ClientSession``.
 
     Redirects are not followed, cookies are never stored, bodies are not
-    decompressed (we ask for ``identity``) and are read up to a byte cap.
+    decompressed (we ask for ``identity``; an encoded one is not read at all) and
+    are read up to a byte cap.
 
     Example::
 
@@ -80,6 +83,12 @@ class AiohttpTransport:
                 headers=request.headers,
                 allow_redirects=False,
             ) as response:
+                headers = _joined(response.headers)
+                if content_encoding(headers) is not None:
+                    # We asked for identity and never decompress: the body is useless,
+                    # so it is not read (however large), and the parser refuses the
+                    # answer for its encoding.
+                    return TransportResponse(response.status, headers, b"")
                 limit = request.max_body_bytes
                 length = response.content_length
                 if length is not None and length > limit:
@@ -92,7 +101,6 @@ class AiohttpTransport:
                     if size > limit:
                         return _too_large(limit)
                 body = b"".join(chunks)
-                headers = {name.lower(): value for name, value in response.headers.items()}
                 return TransportResponse(response.status, headers, body)
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
@@ -128,6 +136,17 @@ class AiohttpTransport:
             return TransportFailure(
                 Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"connection error: {type(exc).__name__}"
             )
+
+
+def _joined(headers: Mapping[str, str]) -> dict[str, str]:
+    """Names in lower case; a field sent on several lines as one, joined by commas
+    (RFC 9110 5.3), so no line of a repeated ``Cache-Control`` is lost."""
+    joined: dict[str, str] = {}
+    for name, value in headers.items():
+        name = name.lower()
+        held = joined.get(name)
+        joined[name] = value if held is None else f"{held}, {value}"
+    return joined
 
 
 def _too_large(limit: int) -> TransportFailure:

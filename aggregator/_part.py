@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from contracts import ErrorKind, Outcome, PartError, ParticipantView, Source
 
+from ._cache_control import NONE, Directives
+
 
 @dataclass(frozen=True, slots=True)
 class Part:
@@ -13,7 +15,8 @@ class Part:
 
     ``outcome`` is what happened when we asked (or what the cached answer was);
     ``source`` says where the view shown comes from, ``None`` when nothing can be
-    shown; ``fetched_at`` is the clock's time (epoch seconds) of the fetch.
+    shown; ``fetched_at`` is the clock's time (epoch seconds) of the fetch;
+    ``directives`` is what the participant said about keeping its answer.
     """
 
     outcome: Outcome
@@ -21,6 +24,7 @@ class Part:
     view: ParticipantView | None = None
     fetched_at: float | None = None
     error: PartError | None = None
+    directives: Directives = NONE
 
     @property
     def shown(self) -> bool:

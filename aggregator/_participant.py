@@ -21,9 +21,10 @@ from contracts import ErrorKind, Outcome, PartError, Source
 from ._breaker import BreakerState, CircuitBreaker
 from ._cache import PartCache
 from ._part import Part, failure
-from ._response import interpret, may_cache
+from ._response import interpret
 from ._rules import ParticipantDef
 from ._settings import CacheSettings, ParticipantSettings
+from ._statuses import meaning
 from ._transport import OutboundRequest, Transport, TransportFailure, TransportResponse
 
 Key = tuple[str, str]  # (scope, workflow id)
@@ -270,7 +271,7 @@ class ParticipantClient:
         assert task is not None
         timer = loop.call_at(call_deadline, self._expire, task)
         try:
-            part, cacheable = await self._ask(key[1], segment, started, call_deadline, headers)
+            part = await self._ask(key[1], segment, started, call_deadline, headers)
         finally:
             timer.cancel()
             self._expired.discard(task)
@@ -278,7 +279,7 @@ class ParticipantClient:
             self._observer.fetched(self.name, part, loop.time() - started)
         if part.source is not Source.LIVE:
             return self._fall_back(key, part)
-        return self._keep(key, part, cacheable=cacheable)
+        return self._keep(key, part)
 
     async def _ask(
         self,
@@ -287,7 +288,7 @@ class ParticipantClient:
         started: float,
         call_deadline: float,
         headers: Mapping[str, str],
-    ) -> tuple[Part, bool]:
+    ) -> Part:
         request = OutboundRequest(
             url=self._template.replace("{workflow_id}", segment),
             headers=headers,
@@ -309,13 +310,12 @@ class ParticipantClient:
                 ErrorKind.BULKHEAD_FULL: "too many calls in flight to this participant",
                 ErrorKind.THROTTLED: "rate limit reached for this participant",
             }.get(stage, f"no answer within {round((call_deadline - started) * 1000)} ms")
-            return failure(Outcome.UNAVAILABLE, stage, detail), False
+            return failure(Outcome.UNAVAILABLE, stage, detail)
         if isinstance(answer, Part):  # the breaker refused the call
-            return answer, False
+            return answer
         if isinstance(answer, TransportFailure):
-            return failure(answer.outcome, answer.kind, answer.detail), False
-        part = interpret(answer, self.participant, workflow_id, self._clock())
-        return part, may_cache(answer)
+            return failure(answer.outcome, answer.kind, answer.detail)
+        return interpret(answer, self.participant, workflow_id, self._clock())
 
     async def _call(
         self, request: OutboundRequest, call_deadline: float
@@ -343,9 +343,13 @@ class ParticipantClient:
         )
 
     def _should_retry(self, answer: TransportResponse | TransportFailure, deadline: float) -> bool:
+        retryable = (
+            answer.retryable
+            if isinstance(answer, TransportFailure)
+            else meaning(answer.status).retryable
+        )
         return (
-            isinstance(answer, TransportFailure)
-            and answer.retryable
+            retryable
             and self._retry
             and self._loop.time() + self._backoff < deadline
             and self._budget.withdraw()
@@ -359,7 +363,7 @@ class ParticipantClient:
                 Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"transport error: {type(exc).__name__}"
             )
 
-    def _keep(self, key: Key, part: Part, *, cacheable: bool) -> Part:
+    def _keep(self, key: Key, part: Part) -> Part:
         held = self._cache.known_good(key)
         if (
             held is not None
@@ -377,8 +381,7 @@ class ParticipantClient:
                 source=Source.STALE,
                 error=PartError(kind=ErrorKind.VERSION_REGRESSION, detail=detail),
             )
-        if cacheable:
-            self._cache.store(key, part)
+        self._cache.store(key, part)
         return part
 
     def _fall_back(self, key: Key, failed: Part) -> Part:
@@ -400,4 +403,4 @@ def _healthy(answer: TransportResponse | TransportFailure) -> bool:
     """Whether the participant looked able to serve: what the circuit breaker counts."""
     if isinstance(answer, TransportFailure):
         return answer.outcome is not Outcome.UNAVAILABLE
-    return answer.status < 500 and answer.status != 429
+    return not meaning(answer.status).breaker_failure

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import ValidationError
 
 from contracts import ErrorKind, Outcome, Source
 
+from ._cache_control import parse
 from ._part import Part, failure
 from ._rules import ParticipantDef
+from ._statuses import meaning
 from ._transport import TransportResponse
 
-_RETRY_LATER = frozenset({408, 425, 429})
 _MAX_REPORTED_ERRORS = 3
 
 
@@ -21,10 +24,11 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def may_cache(response: TransportResponse) -> bool:
-    """False when the participant asked that this answer not be stored."""
-    directives = response.headers.get("cache-control", "").lower()
-    return "no-store" not in directives and "private" not in directives
+def content_encoding(headers: Mapping[str, str]) -> str | None:
+    """The body's encoding (names in lower case), None for ``identity``: the only one
+    we ask for and accept."""
+    encoding = headers.get("content-encoding", "").strip().lower()
+    return None if encoding in ("", "identity") else encoding
 
 
 def _describe(error: ValidationError) -> str:
@@ -43,26 +47,22 @@ def interpret(
     response: TransportResponse, participant: ParticipantDef, workflow_id: str, fetched_at: float
 ) -> Part:
     """Turn one HTTP answer into a live Part (or a failure without a view)."""
-    status = response.status
-    if status == 404:
-        return Part(Outcome.NOT_FOUND, Source.LIVE, fetched_at=fetched_at)
-    if status >= 500 or status in _RETRY_LATER:
-        return failure(Outcome.UNAVAILABLE, ErrorKind.HTTP_STATUS, f"HTTP {status}")
-    if 300 <= status < 400:
-        return failure(
-            Outcome.INVALID, ErrorKind.UNEXPECTED_RESPONSE, f"redirect (HTTP {status}) not followed"
-        )
-    if status != 200:
-        return failure(Outcome.INVALID, ErrorKind.UNEXPECTED_RESPONSE, f"HTTP {status}")
+    said = meaning(response.status)
+    if said.kind is not None:
+        return failure(said.outcome, said.kind, said.detail)
+    headers = response.headers
+    directives = parse(headers.get("cache-control"), headers.get("age"))
+    if said.outcome is Outcome.NOT_FOUND:
+        return Part(Outcome.NOT_FOUND, Source.LIVE, fetched_at=fetched_at, directives=directives)
 
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
+    encoding = content_encoding(headers)
+    if encoding is not None:
         return failure(
             Outcome.INVALID,
             ErrorKind.UNEXPECTED_RESPONSE,
             f"unsupported content-encoding {encoding!r}",
         )
-    content_type = response.headers.get("content-type", "")
+    content_type = headers.get("content-type", "")
     if not _is_json(content_type):
         return failure(
             Outcome.INVALID,
@@ -90,4 +90,4 @@ def interpret(
             ErrorKind.SCHEMA_VIOLATION,
             f"workflow_id: answered for {view.workflow_id!r}, asked for {workflow_id!r}",
         )
-    return Part(Outcome.OK, Source.LIVE, view=view, fetched_at=fetched_at)
+    return Part(Outcome.OK, Source.LIVE, view=view, fetched_at=fetched_at, directives=directives)

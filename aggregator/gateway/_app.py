@@ -9,7 +9,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -34,13 +34,19 @@ from ._render import (
     ResponseMemo,
     answer_response,
     status_code,
+    strictest_privacy,
 )
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+# W3C Trace Context: version ff, an all-zero trace id and an all-zero parent id are
+# invalid, and an invalid traceparent is not passed on.
+_TRACEPARENT = re.compile(
+    r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+)
 _BODY_LIMIT = 256 * 1024
 _ANY_PATH = "/{path}"  # the catch-all route's canonical form
+_VARY_CREDENTIALS = "Authorization, X-API-Key"
 
 
 @dataclass(slots=True)
@@ -112,6 +118,7 @@ def _guarded(
     layers of calls to every request (about 5% of a cached answer's cost).
     """
     observe = gateway.metrics.observe_request
+    authenticated = gateway.auth.enabled
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         offered = request.headers.get(REQUEST_ID_HEADER)
@@ -121,9 +128,10 @@ def _guarded(
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         gateway.in_flight += 1
+        scoped = request.path.startswith("/workflows/") if workflows is None else workflows
         try:
             try:
-                if not (request.path.startswith("/workflows/") if workflows is None else workflows):
+                if not scoped:
                     response = await handler(request, gateway)
                 elif (refusal := _refusal(request, gateway)) is not None:
                     response = refusal
@@ -141,6 +149,8 @@ def _guarded(
                 log.exception("unexpected error answering %s %s", request.method, request.path)
                 response = problem("internal-error", 500, "the request could not be answered")
             response.headers[REQUEST_ID_HEADER] = request_id
+            if scoped and authenticated:
+                _keep_private(response.headers)
             elapsed = time.perf_counter() - started
             observe(route, request.method, response.status, elapsed)
             if gateway.access_log:
@@ -151,6 +161,18 @@ def _guarded(
             REQUEST_ID.reset(token)
 
     return guarded
+
+
+def _keep_private(headers: MutableMapping[str, str]) -> None:
+    """With authentication on, an answer is its tenant's alone: no shared cache may
+    keep it, and a private one keeps it per credential."""
+    cache_control = headers.get("Cache-Control")
+    if cache_control is None:
+        headers["Cache-Control"] = "private"
+    elif not cache_control.startswith(("private", "no-store")):
+        headers["Cache-Control"] = f"private, {cache_control}"
+    vary = headers.get("Vary")
+    headers["Vary"] = _VARY_CREDENTIALS if vary is None else f"{vary}, {_VARY_CREDENTIALS}"
 
 
 def _log_access(request: web.Request, response: web.StreamResponse, elapsed: float) -> None:
@@ -264,15 +286,14 @@ async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamRespon
         else:
             entries.append(None)
             valid.append(workflow_id)
-    statuses = iter(
-        await aggregator.status_many(
-            valid, scope=request[TENANT], headers=_outbound_headers(request, gateway)
-        )
+    answers = await aggregator.answers(
+        valid, scope=request[TENANT], headers=_outbound_headers(request, gateway)
     )
+    given = iter(answers)
     results = []
     for entry in entries:
         if entry is None:
-            status = next(statuses)
+            status = next(given).status()
             code = status_code(status)
             entry = BatchEntry(
                 workflow_id=status.workflow_id,
@@ -281,9 +302,11 @@ async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamRespon
                 problem=None if code == 200 else _batch_problem(code),
             )
         results.append(entry)
+    privacy = strictest_privacy(answers)
     return web.Response(
         body=BatchResponse(results=results).model_dump_json().encode(),
         content_type="application/json",
+        headers=None if privacy is None else {"Cache-Control": privacy},
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aiohttp import web
 
 from aggregator._answer import Answer, Rendering
@@ -66,15 +68,25 @@ def _headers(answer: Answer) -> dict[str, str]:
     rendering = answer.rendering
     age_ms = answer.oldest_age_ms()
     complete = rendering.verdict.complete
+    if not complete or rendering.stale or rendering.privacy == "no-store":
+        cache_control = "no-store"
+    else:
+        max_age = f"max-age={(age_ms + round(answer.freshness() * 1000)) // 1000}"
+        cache_control = f"private, {max_age}" if rendering.privacy == "private" else max_age
     return {
         "Content-Type": "application/json",
         "ETag": rendering.etag,
         "Age": str(age_ms // 1000),
-        "Cache-Control": f"max-age={(age_ms + round(answer.freshness() * 1000)) // 1000}"
-        if complete and not rendering.stale
-        else "no-store",
+        "Cache-Control": cache_control,
         COMPLETE_HEADER: "true" if complete else "false",
     }
+
+
+def strictest_privacy(answers: Iterable[Answer]) -> str | None:
+    """``no-store`` when any answer shows a part its participant said not to store,
+    else ``private`` when any shows a private one, else None."""
+    said = {answer.rendering.privacy for answer in answers}
+    return "no-store" if "no-store" in said else "private" if "private" in said else None
 
 
 def answer_response(
@@ -85,7 +97,9 @@ def answer_response(
     ``Age`` is the oldest part's age and ``max-age`` is that age plus the time
     until the first part leaves the cache, so a cache that honours both keeps the
     answer as long as its parts stay fresh (to HTTP's resolution of whole
-    seconds). An incomplete answer is ``no-store``.
+    seconds). An incomplete or stale answer is ``no-store``, and so is one showing
+    a part its participant said not to store; one showing a ``private`` part is
+    ``private``.
     """
     rendering = answer.rendering
     code = http_status(known=rendering.known, unknown_everywhere=rendering.unknown_everywhere)

@@ -67,9 +67,23 @@ async def test_unsafe_request_ids_are_replaced(
     assert {r.headers["X-Request-ID"] for r in participants.received} == {request_id}
 
 
-async def test_an_invalid_traceparent_is_not_forwarded(participants: LoopbackParticipants) -> None:
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-zz-yy-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # all-zero trace id
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  # all-zero parent id
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # version ff
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",  # upper case
+        TRACEPARENT + "-00",  # version 00 has exactly four fields
+    ],
+)
+async def test_an_invalid_traceparent_is_not_forwarded(
+    participants: LoopbackParticipants, traceparent: str
+) -> None:
     async with running_gateway(gateway_settings(participants)) as gw:
-        await gw.client.get("/workflows/o-1/status", headers={"traceparent": "00-zz-yy-01"})
+        await gw.client.get("/workflows/o-1/status", headers={"traceparent": traceparent})
+    assert len(participants.received) == 3
     assert all("traceparent" not in r.headers for r in participants.received)
 
 

@@ -212,3 +212,46 @@ async def test_the_transport_on_its_own_bounds_a_call_by_its_timeout(
     hang.set()
     assert isinstance(answer, TransportFailure)
     assert (answer.kind, answer.outcome) == (ErrorKind.TIMEOUT, Outcome.UNAVAILABLE)
+
+
+async def test_every_cache_control_line_is_read(participants: LoopbackParticipants) -> None:
+    """``no-store`` on the second of two Cache-Control lines still keeps the part
+    out of the cache."""
+    healthy(participants)
+
+    async def two_lines(request: web.Request) -> web.StreamResponse:
+        response = await answer("payment", "captured")(request)
+        response.headers.add("Cache-Control", "max-age=60")
+        response.headers.add("Cache-Control", "No-Store")
+        return response
+
+    participants.behaviours["payment"] = two_lines
+    async with StatusAggregator(settings(participants.urls())) as agg:
+        await agg.status("order-42")
+        again = await agg.status("order-42")
+    assert again.participants["payment"].source is Source.LIVE
+    assert again.participants["inventory"].source is Source.CACHE
+    assert len(participants.requests_to("payment")) == 2
+
+
+async def test_an_encoded_body_is_refused_for_its_encoding_before_its_size(
+    participants: LoopbackParticipants,
+) -> None:
+    """A gzip bomb announcing 10 MB is an unsupported encoding, not a body too large."""
+    healthy(participants)
+
+    async def bomb(_: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=b"\0" * 1024,
+            headers={
+                "Content-Type": "application/json",
+                "Content-Encoding": "gzip",
+                "Content-Length": str(10_000_000),
+            },
+        )
+
+    participants.behaviours["payment"] = bomb
+    part = (await status_of(participants)).participants["payment"]
+    assert part.outcome is Outcome.INVALID and part.error is not None
+    assert part.error.kind is ErrorKind.UNEXPECTED_RESPONSE
+    assert part.error.detail == "unsupported content-encoding 'gzip'"

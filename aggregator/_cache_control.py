@@ -1,0 +1,77 @@
+"""A participant's ``Cache-Control``, read as an HTTP cache would (RFC 9111). Pure.
+
+The aggregator keeps parts for the callers of one scope (a tenant), so it honours
+what a participant says of its answer:
+
+- ``no-store``: not kept, and the answer showing it is ``no-store`` downstream;
+- ``private``: not kept (the cache serves every caller of a scope), and the
+  answer showing it is ``private`` downstream;
+- ``no-cache``: not kept: it may not be used again without asking again;
+- ``max-age=N`` (less the ``Age`` it came with): the part's time to live, when
+  shorter than ours; ``max-age=0`` is never fresh, but may still stand in for a
+  failed call like any stale part;
+- ``must-revalidate``: never stands in for a failed call once past its time to live.
+
+``s-maxage`` and ``proxy-revalidate`` are for shared caches between the
+participant and its clients, and are ignored. Directive names are matched without
+regard to case, across every ``Cache-Control`` line (the transport joins repeated
+lines with commas); an unknown directive is ignored; a ``max-age`` that is not a
+whole number makes the part not fresh, and of two the smaller counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """What a participant said about keeping one of its answers."""
+
+    no_store: bool = False
+    private: bool = False
+    no_cache: bool = False
+    must_revalidate: bool = False
+    max_age: float | None = None  # seconds of freshness left on arrival; None: not said
+
+    @property
+    def storable(self) -> bool:
+        """Whether the aggregator may keep the part to answer later requests."""
+        return not (self.no_store or self.private or self.no_cache)
+
+
+NONE = Directives()
+
+
+def _seconds(value: str) -> int | None:
+    value = value.strip().strip('"')
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def parse(cache_control: str | None, age: str | None = None) -> Directives:
+    """The directives of a ``Cache-Control`` value (lines joined by commas)."""
+    if not cache_control:
+        return NONE
+    no_store = private = no_cache = must_revalidate = False
+    max_age: int | None = None
+    for item in cache_control.split(","):
+        name, _, argument = item.partition("=")
+        name = name.strip().lower()
+        if name == "no-store":
+            no_store = True
+        elif name == "private":  # also private="field": a part of it is, so all of it is
+            private = True
+        elif name == "no-cache":
+            no_cache = True
+        elif name == "must-revalidate":
+            must_revalidate = True
+        elif name == "max-age":
+            seconds = _seconds(argument)
+            seconds = 0 if seconds is None else seconds
+            max_age = seconds if max_age is None else min(max_age, seconds)
+    left: float | None = None
+    if max_age is not None:
+        already = _seconds(age or "") or 0
+        left = float(max(0, max_age - already))
+    directives = Directives(no_store, private, no_cache, must_revalidate, left)
+    return NONE if directives == NONE else directives
