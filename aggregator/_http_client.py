@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import socket
+import ssl
 from collections.abc import Mapping
+from dataclasses import replace
 from types import TracebackType
 
 import aiohttp
@@ -13,6 +18,8 @@ from contracts import ErrorKind, Outcome
 
 from ._response import content_encoding
 from ._transport import OutboundRequest, TransportFailure, TransportResponse
+
+log = logging.getLogger("aggregator.client")
 
 
 class AiohttpTransport:
@@ -103,39 +110,42 @@ class AiohttpTransport:
                 body = b"".join(chunks)
                 return TransportResponse(response.status, headers, body)
         except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
-            return TransportFailure(
-                Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"cannot connect: {reason}", True
-            )
-        except aiohttp.ServerDisconnectedError:
-            return TransportFailure(
-                Outcome.UNAVAILABLE,
-                ErrorKind.CONNECTION,
-                "connection closed before an answer",
-                True,
-            )
+            return _failed(request, exc, f"cannot connect: {_reason(exc.os_error)}", True)
+        except aiohttp.ServerDisconnectedError as exc:
+            return _failed(request, exc, "connection closed before an answer", True)
         except aiohttp.ClientResponseError as exc:
-            return TransportFailure(
-                Outcome.INVALID,
-                ErrorKind.UNEXPECTED_RESPONSE,
-                f"malformed HTTP answer: {exc.message}",
-            )
-        except aiohttp.ClientPayloadError:
-            return TransportFailure(
-                Outcome.UNAVAILABLE,
-                ErrorKind.CONNECTION,
-                "connection broken while reading the body",
-            )
+            failure = _failed(request, exc, "malformed HTTP answer", False)
+            return replace(failure, outcome=Outcome.INVALID, kind=ErrorKind.UNEXPECTED_RESPONSE)
+        except aiohttp.ClientPayloadError as exc:
+            return _failed(request, exc, "connection broken while reading the body", False)
         except aiohttp.ClientOSError as exc:
             # Reset before the answer's body: our calls are GETs, safe to send again.
-            reason = exc.strerror or type(exc).__name__
-            return TransportFailure(
-                Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"connection lost: {reason}", True
-            )
+            return _failed(request, exc, f"connection lost: {_reason(exc)}", True)
         except (aiohttp.ClientError, OSError) as exc:
-            return TransportFailure(
-                Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"connection error: {type(exc).__name__}"
-            )
+            return _failed(request, exc, "connection error", False)
+
+
+def _reason(error: OSError) -> str:
+    """Why a connection failed, in words that name no address, port or host: the
+    error's own text often does ("Connect call failed ('10.0.0.7', 8080)")."""
+    if isinstance(error, socket.gaierror):
+        return "host name not resolved"
+    if isinstance(error, ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if error.errno:
+        return os.strerror(error.errno).lower()
+    return "connection failed"
+
+
+def _failed(
+    request: OutboundRequest, exc: BaseException, detail: str, retryable: bool
+) -> TransportFailure:
+    """A failure as callers see it; the operator's log keeps the full detail (the
+    gateway's log lines carry the request id)."""
+    log.warning("GET %s: %s (%s: %s)", request.url, detail, type(exc).__name__, exc)
+    return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.CONNECTION, detail, retryable)
 
 
 def _joined(headers: Mapping[str, str]) -> dict[str, str]:

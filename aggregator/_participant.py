@@ -8,6 +8,7 @@ The path of a part: fresh cache? -> a call already in flight for it? -> bulkhead
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from ._statuses import meaning
 from ._transport import OutboundRequest, Transport, TransportFailure, TransportResponse
 
 Key = tuple[str, str]  # (scope, workflow id)
+log = logging.getLogger("aggregator.client")
 
 
 class Observer(Protocol):
@@ -358,10 +360,9 @@ class ParticipantClient:
     async def _send(self, request: OutboundRequest) -> TransportResponse | TransportFailure:
         try:
             return await self._transport(request)
-        except Exception as exc:  # an injected transport must not fail the whole status
-            return TransportFailure(
-                Outcome.UNAVAILABLE, ErrorKind.CONNECTION, f"transport error: {type(exc).__name__}"
-            )
+        except Exception:  # an injected transport must not fail the whole status
+            log.exception("%s: the transport failed on GET %s", self.name, request.url)
+            return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.CONNECTION, "transport error")
 
     def _keep(self, key: Key, part: Part) -> Part:
         held = self._cache.known_good(key)

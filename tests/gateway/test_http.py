@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import jsonschema
 import pytest
 from aiohttp import web
 from yarl import URL
 
+from aggregator.gateway._logs import RequestIdFilter
 from aggregator.testing import ManualClock
 from contracts import Problem, WorkflowStatus
 from tests.gateway.harness import gateway_settings, running_gateway
+from tests.helpers import settings as make_settings
 from tests.loopback import LoopbackParticipants, answer, healthy
 
 PROBLEM = "application/problem+json"
@@ -318,3 +321,30 @@ async def test_overload_is_a_fast_503(participants: LoopbackParticipants) -> Non
     assert body.type.endswith(":overloaded")
     assert [r.status for r in answered] == [404, 404]
     assert after.status == 404
+
+
+async def test_no_address_reaches_the_client_and_the_log_keeps_it(
+    participants: LoopbackParticipants, closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused connection reads "connection refused" in the part and in a 503
+    problem; the operator's log line names the address, under the request id."""
+    dead = f"http://127.0.0.1:{closed_port}"
+    urls = {
+        name: url.replace(participants.base_url, dead) for name, url in participants.urls().items()
+    }
+    caplog.set_level(logging.WARNING, logger="aggregator.client")
+    caplog.handler.addFilter(RequestIdFilter())  # as the gateway's log handler does
+    async with running_gateway(make_settings(urls)) as gw:
+        response = await gw.client.get(
+            "/workflows/o-1/status", headers={"X-Request-ID": "req-leak-1"}
+        )
+        text = await response.text()
+    assert response.status == 503
+    problem = json.loads(text)
+    assert {p["error"]["detail"] for p in problem["participants"].values()} == {
+        "cannot connect: connection refused"
+    }
+    assert str(closed_port) not in text and "127.0.0.1" not in text
+    logged = [r for r in caplog.records if r.name == "aggregator.client"]
+    assert logged and all(str(closed_port) in r.getMessage() for r in logged)
+    assert {getattr(r, "request_id", None) for r in logged} == {"req-leak-1"}

@@ -78,7 +78,7 @@ async def test_connection_refused(participants: LoopbackParticipants, closed_por
     part = status.participants["payment"]
     assert part.outcome == Outcome.UNAVAILABLE and part.error is not None
     assert part.error.kind == ErrorKind.CONNECTION
-    assert part.error.detail.startswith("cannot connect")
+    assert part.error.detail == "cannot connect: connection refused"
     assert status.status == "in_transit"
 
 
