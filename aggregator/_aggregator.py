@@ -91,7 +91,8 @@ class StatusAggregator:
     async def __aenter__(self) -> StatusAggregator:
         transport = self._given_transport
         if transport is None:
-            self._own_transport = await AiohttpTransport().__aenter__()
+            own = AiohttpTransport(connection_limit=self.settings.outbound_connections)
+            self._own_transport = await own.__aenter__()
             transport = self._own_transport
         self._clients = tuple(
             ParticipantClient(

@@ -41,7 +41,9 @@ class AiohttpTransport:
 
     async def __aenter__(self) -> AiohttpTransport:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._connection_limit),
+            # No cap per host beside the total: participants sharing a host each have
+            # their own bulkhead, and the total is sized to hold them all.
+            connector=aiohttp.TCPConnector(limit=self._connection_limit, limit_per_host=0),
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             trust_env=False,

@@ -216,6 +216,12 @@ class Settings(_Settings):
             raise ValueError(f"participants {extra} are not in workflow {definition.name!r}")
         return self
 
+    @property
+    def outbound_connections(self) -> int:
+        """The outbound connection pool's size: room for every participant's
+        ``max_concurrency`` calls at once, so the bulkheads, not the pool, bound them."""
+        return sum(p.protection.max_concurrency for p in self.participants.values())
+
     def definition(self) -> WorkflowDefinition:
         """The workflow definition these settings choose."""
         declared = self.workflows.get(self.workflow)

@@ -255,3 +255,41 @@ async def test_an_encoded_body_is_refused_for_its_encoding_before_its_size(
     assert part.outcome is Outcome.INVALID and part.error is not None
     assert part.error.kind is ErrorKind.UNEXPECTED_RESPONSE
     assert part.error.detail == "unsupported content-encoding 'gzip'"
+
+
+async def test_max_concurrency_calls_really_are_in_flight_at_once(
+    participants: LoopbackParticipants,
+) -> None:
+    """With ``max_concurrency = 300`` and a participant that holds every call, 300
+    calls reach it at once: the outbound pool is sized from the settings, not left
+    at a fixed size shared by every participant."""
+    wanted = 300
+    in_flight = 0
+    everyone = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold(request: web.Request) -> web.StreamResponse:
+        nonlocal in_flight
+        in_flight += 1
+        if in_flight >= wanted:
+            everyone.set()
+        await release.wait()
+        return await answer("payment", "captured")(request)
+
+    participants.behaviours["payment"] = hold
+    slow = {
+        "url": participants.url("payment"),
+        "timeout_ms": 60_000,
+        "protection": {"max_concurrency": wanted},
+    }
+    configured = settings(participants.urls(), participants={"payment": slow}, deadline_ms=60_000)
+    async with StatusAggregator(configured) as agg:
+        asking = [asyncio.create_task(agg.status(f"o-{n}")) for n in range(wanted)]
+        try:
+            await asyncio.wait_for(everyone.wait(), 30)  # a bound on a hang, not a timing
+        finally:
+            release.set()
+        statuses = await asyncio.gather(*asking)
+    assert in_flight == wanted
+    assert {s.participants["payment"].outcome for s in statuses} == {Outcome.OK}
+    assert configured.outbound_connections == wanted + 2 * 32
