@@ -224,8 +224,15 @@ class StatusAggregator:
             flights = [
                 (c, c.flight(key, segment, deadline=deadline, headers=headers)) for c in missing
             ]
-            for client, flight in flights:
-                parts[client.name] = await client.land(key, flight, deadline=deadline)
+            landing = 0
+            try:
+                for client, flight in flights:
+                    parts[client.name] = await client.land(key, flight, deadline=deadline)
+                    landing += 1
+            except asyncio.CancelledError:  # the caller went away: so do the calls
+                for client, flight in flights[landing + 1 :]:  # land() left the rest
+                    client.abandon(flight)
+                raise
         complete = {name: part for name, part in parts.items() if part is not None}
         if flights and any(part.source is Source.LIVE for part in complete.values()):
             # A part just fetched goes to the callers who shared its call and to no one

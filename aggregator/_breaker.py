@@ -71,7 +71,8 @@ class CircuitBreaker:
         return self._failures
 
     def allow(self) -> bool:
-        """Whether a call may go out now; a half-open admission must be followed by ``record``."""
+        """Whether a call may go out now; an admission must be followed by ``record``
+        (or ``abandon``)."""
         state = self.state
         if state is BreakerState.CLOSED:
             return True
@@ -79,6 +80,12 @@ class CircuitBreaker:
             return False
         self._probing += 1
         return True
+
+    def abandon(self) -> None:
+        """Report that an admitted call was given up before it ended (nobody waited
+        for it any more): it says nothing about the participant, and frees its probe."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._probing = max(0, self._probing - 1)
 
     def record(self, *, success: bool) -> None:
         """Report how an admitted call ended."""

@@ -82,6 +82,7 @@ def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> No
             reuse_port=reuse_port or None,
             shutdown_timeout=settings.gateway.shutdown_timeout_ms / 1000,
             access_log=None,
+            handler_cancellation=True,  # a client that goes away takes its work with it
             print=lambda message: log.info("%s", _banner(message)),
             loop=_new_loop(),
         )

@@ -54,16 +54,19 @@ class Flight:
     """A call in flight, shared by every caller who wants the same part meanwhile.
 
     Each caller waits on a future of its own, so one giving up (its deadline, its
-    cancellation) never cancels the call the others wait for.
+    cancellation) never cancels the call the others wait for. When the last caller
+    is cancelled (its client went away), nobody waits any more and the call is
+    cancelled too.
     """
 
-    __slots__ = ("ends", "result", "shared", "task", "waiters")
+    __slots__ = ("callers", "ends", "result", "shared", "task", "waiters")
 
     def __init__(self, ends: float) -> None:
         self.ends = ends  # event-loop time by which the call has ended, one way or another
         self.result: Part | BaseException | None = None  # what the call ended with
         self.waiters: list[asyncio.Future[Part]] = []
         self.task: asyncio.Task[None] | None = None
+        self.callers = 0  # who asked for it and has not had its part or given up yet
         # Whatever the callers make of the call's part and share among themselves (the
         # aggregator keeps its rendering here); it goes when the last of them lets go.
         self.shared: object = None
@@ -211,7 +214,16 @@ class ParticipantClient:
             flight.task = self._loop.create_task(self._fly(key, flight, segment, headers))
         else:
             self.stats.coalesced += 1
+        flight.callers += 1
         return flight
+
+    def abandon(self, flight: Flight) -> None:
+        """A caller of ``flight`` was cancelled: the call is cancelled as well when
+        nobody else waits for it. (A caller that reached its deadline does not
+        abandon the call: its part still comes, and is kept for the next request.)"""
+        flight.callers -= 1
+        if flight.callers <= 0 and flight.result is None and flight.task is not None:
+            flight.task.cancel()
 
     async def land(self, key: Key, flight: Flight, *, deadline: float) -> Part:
         """The part a call brings, or what stands in for it at ``deadline``.
@@ -219,20 +231,25 @@ class ParticipantClient:
         Never raises for anything the participant does.
         """
         waiter = flight.wait(self._loop)
-        if deadline >= flight.ends:
-            # The call ends by itself in time, with the precise reason if it fails.
-            part = await waiter
-        else:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    part = await waiter
-            except TimeoutError:
-                part = self._fall_back(
-                    key,
-                    failure(
-                        Outcome.UNAVAILABLE, ErrorKind.TIMEOUT, "no answer within the deadline"
-                    ),
-                )
+        try:
+            if deadline >= flight.ends:
+                # The call ends by itself in time, with the precise reason if it fails.
+                part = await waiter
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        part = await waiter
+                except TimeoutError:
+                    part = self._fall_back(
+                        key,
+                        failure(
+                            Outcome.UNAVAILABLE, ErrorKind.TIMEOUT, "no answer within the deadline"
+                        ),
+                    )
+        except asyncio.CancelledError:
+            self.abandon(flight)
+            raise
+        flight.callers -= 1
         self.stats.outcomes[part.outcome] += 1
         return part
 
@@ -324,7 +341,7 @@ class ParticipantClient:
     ) -> TransportResponse | TransportFailure | Part:
         if not self.breaker.allow():
             return self._circuit_open()
-        healthy = False
+        healthy = abandoned = False
         try:
             answer = await self._send(request)
             self._budget.deposit()
@@ -333,8 +350,16 @@ class ParticipantClient:
                 await asyncio.sleep(self._rng.uniform(0, self._backoff))
                 answer = await self._send(request)
             healthy = _healthy(answer)
+        except asyncio.CancelledError:
+            # Cancelled by its deadline, the call failed; by its callers leaving, it
+            # says nothing about the participant.
+            abandoned = asyncio.current_task() not in self._expired
+            raise
         finally:
-            self.breaker.record(success=healthy)
+            if abandoned:
+                self.breaker.abandon()
+            else:
+                self.breaker.record(success=healthy)
         return answer
 
     def _circuit_open(self) -> Part:

@@ -49,7 +49,8 @@ class ChoreographyConfig:
 
 async def listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
     """Start ``app`` on host:port, or raise ListenError naming the port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # A client that goes away cancels its request's handler: no work for nobody.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

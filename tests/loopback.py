@@ -86,7 +86,8 @@ async def participants() -> AsyncIterator[LoopbackParticipants]:
     server = LoopbackParticipants()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # A call the aggregator gives up on ends its handler here too, as in production.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

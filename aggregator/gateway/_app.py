@@ -24,7 +24,14 @@ from contracts import BatchEntry, BatchRequest, BatchResponse, Problem
 
 from ._auth import Authenticator
 from ._collector import tune_collector
-from ._logs import REQUEST_ID, access_log, configure_logging, log
+from ._logs import (
+    REQUEST_ID,
+    ParserRefusals,
+    access_log,
+    configure_logging,
+    log,
+    log_parser_refusals,
+)
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._openapi import openapi_document
 from ._problems import problem, problem_body
@@ -47,6 +54,9 @@ _TRACEPARENT = re.compile(
 _BODY_LIMIT = 256 * 1024
 _ANY_PATH = "/{path}"  # the catch-all route's canonical form
 _VARY_CREDENTIALS = "Authorization, X-API-Key"
+# nginx's status for a client that closed the connection before its answer: never sent,
+# only logged and counted.
+CLIENT_GONE = 499
 
 
 @dataclass(slots=True)
@@ -144,10 +154,17 @@ def _guarded(
             except web.HTTPException as exc:
                 response = _http_error(exc)
             except asyncio.CancelledError:
+                if request.transport is None:  # the client went away (handler_cancellation)
+                    _gone(request, route, started, gateway)
                 raise
             except Exception:
-                log.exception("unexpected error answering %s %s", request.method, request.path)
+                # With the client gone (its body cut short, say), the error is its leaving.
+                if request.transport is not None:
+                    log.exception("unexpected error answering %s %s", request.method, request.path)
                 response = problem("internal-error", 500, "the request could not be answered")
+            if request.transport is None:  # gone while its answer was made: none is sent
+                _gone(request, route, started, gateway)
+                return response
             response.headers[REQUEST_ID_HEADER] = request_id
             if scoped and authenticated:
                 _keep_private(response.headers)
@@ -161,6 +178,23 @@ def _guarded(
             REQUEST_ID.reset(token)
 
     return guarded
+
+
+def _gone(request: web.Request, route: str, started: float, gateway: Gateway) -> None:
+    """A client that went away before its answer: one INFO line (the access line,
+    or the gateway's when access logging is off) and the ``499`` label, as nginx
+    counts them; not a server error."""
+    elapsed = time.perf_counter() - started
+    gateway.metrics.observe_request(route, request.method, CLIENT_GONE, elapsed)
+    if gateway.access_log:
+        _log_access(request, web.Response(status=CLIENT_GONE), elapsed)
+    else:
+        log.info(
+            "client went away before its answer: %s %s after %.1fms",
+            request.method,
+            request.path[:200],
+            elapsed * 1000,
+        )
 
 
 def _keep_private(headers: MutableMapping[str, str]) -> None:
@@ -377,6 +411,7 @@ def create_app(
         access_log=settings.gateway.access_log,
     )
     gateway_metrics.count_in_flight(lambda: gateway.in_flight)
+    log_parser_refusals(ParserRefusals())
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         async with aggregator:

@@ -6,7 +6,11 @@ import contextvars
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+from aiohttp.http_exceptions import HttpProcessingError
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -51,3 +55,59 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class ParserRefusals(logging.Filter):
+    """aiohttp logs a request its HTTP parser refuses (NUL or CR/LF in the path, a
+    header over the limit, too many headers, Content-Length with Transfer-Encoding)
+    at ERROR with a traceback, once per request: any client can flood the log.
+    This filter on the ``aiohttp.server`` logger turns each into one WARNING line
+    with the peer's address and the reason, at most ``burst`` lines per ``window``
+    seconds; the next line says how many were left out.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int = 10,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._burst = burst
+        self._window = window
+        self._clock = clock
+        self._started = float("-inf")
+        self._logged = 0
+        self._left_out = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        refused = record.exc_info[1] if record.exc_info else None
+        if not isinstance(refused, HttpProcessingError):
+            return True
+        now = self._clock()
+        if now - self._started >= self._window:
+            self._started, self._logged = now, 0
+        if self._logged >= self._burst:
+            self._left_out += 1
+            return False
+        self._logged += 1
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
+        reason = (refused.message or type(refused).__name__).splitlines()[0][:160]
+        record.msg = "refused a malformed request from %s: HTTP %d, %s"
+        record.args = (peer, refused.code, reason)
+        if self._left_out:
+            record.msg += " (%d more refused since the last line, not logged)"
+            record.args = (*record.args, self._left_out)
+            self._left_out = 0
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def log_parser_refusals(refusals: ParserRefusals) -> None:
+    """Install ``refusals`` on aiohttp's server logger, in place of an earlier one."""
+    server = logging.getLogger("aiohttp.server")
+    for earlier in [f for f in server.filters if isinstance(f, ParserRefusals)]:
+        server.removeFilter(earlier)
+    server.addFilter(refusals)

@@ -28,7 +28,7 @@ async def running_gateway(
     settings: Settings, *, clock: Callable[[], float] | None = None
 ) -> AsyncIterator[Running]:
     app = create_app(settings, clock=clock) if clock else create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
