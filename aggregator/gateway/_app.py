@@ -430,7 +430,6 @@ def create_app(
     app.router.add_get(
         r"/workflows/{workflow_id:[\s\S]+}/status",
         _guarded(get_status, gateway, status, workflows=True),
-        allow_head=False,
     )
     for path, handler in (
         ("/healthz", healthz),
@@ -438,9 +437,7 @@ def create_app(
         ("/metrics", metrics),
         ("/openapi.json", openapi),
     ):
-        app.router.add_get(
-            path, _guarded(handler, gateway, path, workflows=False), allow_head=False
-        )
+        app.router.add_get(path, _guarded(handler, gateway, path, workflows=False))
     # Last, tried after every other route: any other method and path.
     app.router.add_route(
         "*", r"/{path:[\s\S]*}", _guarded(_unmatched, gateway, "unmatched", workflows=None)

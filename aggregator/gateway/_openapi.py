@@ -26,6 +26,30 @@ def _header(description: str, schema_type: str = "string") -> dict[str, Any]:
     return {"description": description, "schema": {"type": schema_type}}
 
 
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(model: str) -> dict[str, Any]:
+    return {"$ref": REF.format(model=model)}
+
+
+REQUEST_ID = _header("The request id: the client's X-Request-ID if safe, else a new one.")
+RETRY_AFTER = _header("Seconds to wait before asking again.", "integer")
+
+
+def _head_of(get: dict[str, Any]) -> dict[str, Any]:
+    """HEAD as RFC 9110 has it: GET's status and headers, without a body."""
+    responses = {
+        code: {key: value for key, value in response.items() if key != "content"}
+        for code, response in get["responses"].items()
+    }
+    head = {**get, "responses": responses, "summary": f"{get['summary']} (headers only)"}
+    if "operationId" in get:
+        head["operationId"] = get["operationId"] + "Head"
+    return head
+
+
 def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str, Any]:
     """``id_pattern`` is matched in full, as the gateway does (JSON Schema's is not)."""
     _, schemas = models_json_schema(
@@ -37,18 +61,164 @@ def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str
         ],
         ref_template=REF,
     )
-    status_headers = {
-        "ETag": _header("Weak validator over the content that matters."),
+    private = "private, " if auth else ""
+    caching = {
+        "ETag": _header(
+            "Weak validator over everything the answer says but its times and ages, "
+            "and whom it is for."
+        ),
         "Age": _header("Age of the oldest part shown, in seconds.", "integer"),
-        "Cache-Control": _header("max-age=<Age + remaining freshness>, or no-store."),
+        "Cache-Control": _header(
+            f"{private}max-age=<Age + remaining freshness>; private when a part's "
+            "participant said private; no-store when the answer is incomplete, stale, "
+            "or shows a part its participant said not to store."
+        ),
+        "X-Request-ID": REQUEST_ID,
+    }
+    if auth:
+        caching["Vary"] = _header("Authorization, X-API-Key: each answer is its tenant's.")
+    status_headers = {
+        **caching,
         "X-Workflow-Complete": _header("true when every part is live or freshly cached."),
-        "X-Request-ID": _header("The request id, echoed or generated."),
     }
     common: dict[str, Any] = {
         "401": _problem("Missing or unknown credentials (authentication on)."),
-        "503": _problem("Overloaded, or no participant could be read (Retry-After set)."),
+        "503": {
+            **_problem("Overloaded, or no participant could be read."),
+            "headers": {"Retry-After": RETRY_AFTER, "X-Request-ID": REQUEST_ID},
+        },
     }
-    json_of = {"application/json": {"schema": {"$ref": REF.format(model="WorkflowStatus")}}}
+    status_get: dict[str, Any] = {
+        "operationId": "getWorkflowStatus",
+        "summary": "The merged status of one workflow",
+        "parameters": [
+            {
+                "name": "workflow_id",
+                "in": "path",
+                "required": True,
+                "schema": {
+                    "type": "string",
+                    "pattern": f"^(?:{id_pattern})$",
+                    "maxLength": HARD_MAX_LENGTH,
+                },
+            },
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": MAX_IF_NONE_MATCH},
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "Some participant knows the workflow.",
+                "headers": status_headers,
+                "content": _json(_ref("WorkflowStatus")),
+            },
+            "304": {
+                "description": "Unchanged since the ETag given: the same validator, no body.",
+                "headers": status_headers,
+            },
+            "400": _problem("The workflow id fails validation."),
+            "404": _problem("Every participant answered it has no record."),
+            **common,
+        },
+    }
+    health_get: dict[str, Any] = {
+        "summary": "The process is alive",
+        "responses": {
+            "200": {
+                "description": "Alive.",
+                "content": _json(
+                    {
+                        "type": "object",
+                        "properties": {"status": {"const": "alive"}},
+                        "required": ["status"],
+                    }
+                ),
+            }
+        },
+    }
+    ready_get: dict[str, Any] = {
+        "summary": "Configuration loaded, outbound session open, circuits",
+        "responses": {
+            "200": {
+                "description": "Ready, with each participant's circuit.",
+                "content": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "status": {"const": "ready"},
+                            "workflow": {"type": "string"},
+                            "participants": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "properties": {
+                                        "circuit": {"enum": ["closed", "open", "half_open"]}
+                                    },
+                                    "required": ["circuit"],
+                                },
+                            },
+                        },
+                        "required": ["status", "workflow", "participants"],
+                    }
+                ),
+            },
+            "503": _problem("Not ready."),
+        },
+    }
+    metrics_get: dict[str, Any] = {
+        "summary": "Prometheus metrics",
+        "responses": {
+            "200": {
+                "description": "Prometheus' text exposition format, version 0.0.4.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    }
+    openapi_get: dict[str, Any] = {
+        "summary": "This document",
+        "responses": {
+            "200": {
+                "description": "The OpenAPI 3.1 document of this gateway.",
+                "content": _json({"type": "object"}),
+            }
+        },
+    }
+    gets = {
+        "/workflows/{workflow_id}/status": status_get,
+        "/healthz": health_get,
+        "/readyz": ready_get,
+        "/metrics": metrics_get,
+        "/openapi.json": openapi_get,
+    }
+    paths: dict[str, Any] = {
+        path: {"get": get, "head": _head_of(get)} for path, get in gets.items()
+    }
+    paths["/workflows/status:batch"] = {
+        "post": {
+            "operationId": "getWorkflowStatuses",
+            "summary": f"Statuses of up to {max_batch} workflows, one entry per id",
+            "requestBody": {"required": True, "content": _json(_ref("BatchRequest"))},
+            "responses": {
+                "200": {
+                    "description": "One entry per id, in order.",
+                    "headers": {
+                        "Cache-Control": _header(
+                            "The strictest entry's: no-store or private when any entry "
+                            "shows such a part; absent otherwise."
+                        ),
+                        "X-Request-ID": REQUEST_ID,
+                    },
+                    "content": _json(_ref("BatchResponse")),
+                },
+                "400": _problem(f"Not a valid batch, or more than {max_batch} ids."),
+                "413": _problem("The body is larger than the gateway reads."),
+                **common,
+            },
+        }
+    }
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -56,87 +226,7 @@ def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str
             "version": "1",
             "description": "Reconstructs a choreographed workflow's status on demand.",
         },
-        "paths": {
-            "/workflows/{workflow_id}/status": {
-                "get": {
-                    "operationId": "getWorkflowStatus",
-                    "summary": "The merged status of one workflow",
-                    "parameters": [
-                        {
-                            "name": "workflow_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {
-                                "type": "string",
-                                "pattern": f"^(?:{id_pattern})$",
-                                "maxLength": HARD_MAX_LENGTH,
-                            },
-                        },
-                        {
-                            "name": "If-None-Match",
-                            "in": "header",
-                            "required": False,
-                            "schema": {"type": "string", "maxLength": MAX_IF_NONE_MATCH},
-                        },
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "Some participant knows the workflow.",
-                            "headers": status_headers,
-                            "content": json_of,
-                        },
-                        "304": {"description": "Unchanged since the ETag given."},
-                        "400": _problem("The workflow id fails validation."),
-                        "404": _problem("Every participant answered it has no record."),
-                        **common,
-                    },
-                }
-            },
-            "/workflows/status:batch": {
-                "post": {
-                    "operationId": "getWorkflowStatuses",
-                    "summary": f"Statuses of up to {max_batch} workflows, one entry per id",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": REF.format(model="BatchRequest")}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "One entry per id, in order.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": REF.format(model="BatchResponse")}
-                                }
-                            },
-                        },
-                        "400": _problem(f"Not a valid batch, or more than {max_batch} ids."),
-                        **common,
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "The process is alive",
-                    "responses": {"200": {"description": "Alive."}},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Configuration loaded, outbound session open, circuits",
-                    "responses": {"200": {"description": "Ready."}, "503": _problem("Not ready.")},
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "responses": {"200": {"description": "Text format."}},
-                }
-            },
-        },
+        "paths": paths,
         "components": {"schemas": schemas["$defs"]},
     }
     if auth:
@@ -144,10 +234,7 @@ def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str
             "bearer": {"type": "http", "scheme": "bearer"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         }
-        paths = document["paths"]
-        for operation in (
-            paths["/workflows/{workflow_id}/status"]["get"],
-            paths["/workflows/status:batch"]["post"],
-        ):
-            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        for path in ("/workflows/{workflow_id}/status", "/workflows/status:batch"):
+            for operation in paths[path].values():
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
     return document

@@ -9,6 +9,7 @@ import logging
 import jsonschema
 import pytest
 from aiohttp import web
+from openapi_spec_validator import validate as validate_openapi
 from yarl import URL
 
 from aggregator.gateway._logs import RequestIdFilter
@@ -169,10 +170,10 @@ async def test_unknown_routes_and_methods_are_problems(participants: LoopbackPar
         scrape = await (await gw.client.get("/metrics")).text()
     assert missing.status == 404 and missing_body.type.endswith(":not-found")
     assert wrong.status == 405 and wrong_body.type.endswith(":method-not-allowed")
-    assert wrong.headers["Allow"] == "GET"
+    assert wrong.headers["Allow"] == "GET, HEAD"
     assert {name: (r.status, r.headers.get("Allow")) for name, r in others.items()} == {
-        "HEAD /healthz": (405, "GET"),
-        "POST /metrics": (405, "GET"),
+        "HEAD /healthz": (200, None),
+        "POST /metrics": (405, "GET, HEAD"),
         "GET batch": (405, "POST"),
         "newline": (404, None),
     }
@@ -348,3 +349,51 @@ async def test_no_address_reaches_the_client_and_the_log_keeps_it(
     logged = [r for r in caplog.records if r.name == "aggregator.client"]
     assert logged and all(str(closed_port) in r.getMessage() for r in logged)
     assert {getattr(r, "request_id", None) for r in logged} == {"req-leak-1"}
+
+
+async def test_head_is_answered_on_every_get_route_as_get_would_without_a_body(
+    participants: LoopbackParticipants,
+) -> None:
+    """RFC 9110 9.3.2: the same status and headers as GET, and no body."""
+    healthy(participants)
+    paths = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/workflows/order-1/status",
+        "/workflows/%20/status",
+    ]
+    varying = {"Date", "X-Request-ID", "Content-Length"}  # metrics grow between the two
+    async with running_gateway(gateway_settings(participants), clock=ManualClock()) as gw:
+        for path in paths:
+            got = await gw.client.get(URL(gw.url + path, encoded=True))
+            await got.read()
+            head = await gw.client.head(URL(gw.url + path, encoded=True))
+            assert head.status == got.status, path
+            assert await head.read() == b"", path
+            same = {k: v for k, v in got.headers.items() if k not in varying}
+            assert {k: v for k, v in head.headers.items() if k not in varying} == same, path
+
+
+@pytest.mark.parametrize("auth", [False, True])
+async def test_openapi_is_valid_and_lists_every_route_of_the_app(
+    participants: LoopbackParticipants, auth: bool
+) -> None:
+    keys = {"auth": {"enabled": True, "keys": {"key-0123456789abcdef": "t"}}} if auth else {}
+    async with running_gateway(gateway_settings(participants, gateway=keys)) as gw:
+        document = await (await gw.client.get("/openapi.json")).json()
+        routes = {
+            (route.resource.canonical, route.method.lower())
+            for route in gw.app.router.routes()
+            if route.resource is not None and route.method != "*"
+        }
+    validate_openapi(document)
+    described = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert routes == described
+    status = document["paths"]["/workflows/{workflow_id}/status"]
+    assert "ETag" in status["get"]["responses"]["304"]["headers"]
+    assert "Retry-After" in status["get"]["responses"]["503"]["headers"]
+    assert "content" not in status["head"]["responses"]["200"]
+    assert "413" in document["paths"]["/workflows/status:batch"]["post"]["responses"]
+    assert ("Vary" in status["get"]["responses"]["200"]["headers"]) is auth
