@@ -44,7 +44,7 @@ class ProtectionSettings(_Settings):
     breaker_threshold: int = Field(5, ge=1, description="Consecutive failures that open it.")
     breaker_reset_ms: Millis = 5_000
     breaker_probes: int = Field(1, ge=1, description="Calls let through when half-open.")
-    retry: bool = Field(True, description="Retry once on a connection error.")
+    retry: bool = Field(True, description="Retry once on a connection error or 408, 425, 502, 504.")
     retry_backoff_ms: Millis = 50
     retry_budget_ratio: float = Field(0.2, ge=0, le=1, description="Retries per call, at most.")
     retry_budget_min: int = Field(10, ge=0, description="Retries always allowed in reserve.")
