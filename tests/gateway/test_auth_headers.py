@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.gateway.harness import gateway_settings, running_gateway
@@ -132,3 +134,24 @@ async def test_tenants_get_their_own_cache_and_header(participants: LoopbackPart
     assert b_body["participants"]["payment"]["source"] == "live"  # not A's cached part
     tenants = [r.headers["X-Tenant-ID"] for r in participants.requests_to("payment")]
     assert tenants == ["tenant-a", "tenant-b"]
+
+
+async def test_the_contract_page_names_every_header_a_participant_receives(
+    participants: LoopbackParticipants,
+) -> None:
+    """What ``contracts/README.md`` promises participant teams, against what they get."""
+    page = (Path(__file__).parents[2] / "contracts" / "README.md").read_text()
+    request_section = page[page.index("## The request") : page.index("## The answer")]
+    answer_section = page[page.index("## The answer") : page.index("### Fields every")]
+    healthy(participants)
+    async with running_gateway(gateway_settings(participants, gateway=AUTH)) as gw:
+        headers = {"Authorization": f"Bearer {KEY_A}", "traceparent": TRACEPARENT}
+        await gw.client.get("/workflows/o-1/status", headers=headers)
+    received = {name for request in participants.received for name in request.headers}
+    assert received - {"Host"} >= {"X-Request-ID", "traceparent", "X-Tenant-ID"}
+    for name in received - {"Host"}:
+        assert f"`{name}`" in request_section, name
+    for code in ("`404`", "`408`", "`425`", "`429`", "`5xx`", "`502`", "`504`"):
+        assert code in answer_section, code
+    for directive in ("no-store", "private", "no-cache", "max-age=N", "must-revalidate"):
+        assert f"| `{directive}` |" in answer_section, directive
