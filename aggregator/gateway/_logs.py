@@ -93,7 +93,9 @@ class ParserRefusals(logging.Filter):
             return False
         self._logged += 1
         peer = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
-        reason = (refused.message or type(refused).__name__).splitlines()[0][:160]
+        # The first line only: aiohttp shows the offending bytes on the next ones.
+        lines = (refused.message or type(refused).__name__).splitlines() or [""]
+        reason = lines[0].rstrip(": ")[:160]
         record.msg = "refused a malformed request from %s: HTTP %d, %s"
         record.args = (peer, refused.code, reason)
         if self._left_out:
