@@ -57,6 +57,14 @@ def answering(cache_control: str | None, state: str = "captured") -> TransportRe
     return TransportResponse(200, headers, body("payment", "o-1", state))
 
 
+def payment_saying(cache_control: str | None) -> FakeNetwork:
+    """Inventory and shipping answer plainly; payment with ``cache_control``."""
+    network = FakeNetwork()
+    all_states(network, "o-1", inventory="reserved", shipping="scheduled")
+    network.set("payment", answering(cache_control))
+    return network
+
+
 def aggregator(
     network: FakeNetwork, clock: ManualClock, *, ttl_ms: int = 2_000
 ) -> StatusAggregator:
@@ -70,9 +78,7 @@ def aggregator(
     "cache_control", ["no-store", "private", "no-cache", "NO-CACHE", "max-age=0", "private=x"]
 )
 async def test_a_part_that_may_not_be_reused_is_asked_for_again(cache_control: str) -> None:
-    network = FakeNetwork()
-    all_states(network, "o-1", inventory="reserved", shipping="scheduled")
-    network.set("payment", answering(cache_control))
+    network = payment_saying(cache_control)
     clock = ManualClock()
     async with aggregator(network, clock) as agg:
         first = await agg.status("o-1")
@@ -84,9 +90,7 @@ async def test_a_part_that_may_not_be_reused_is_asked_for_again(cache_control: s
 
 
 async def test_s_maxage_is_not_ours_to_honour() -> None:
-    network = FakeNetwork()
-    all_states(network, "o-1", inventory="reserved", shipping="scheduled")
-    network.set("payment", answering("s-maxage=0, max-age=60"))
+    network = payment_saying("s-maxage=0, max-age=60")
     async with aggregator(network, ManualClock()) as agg:
         await agg.status("o-1")
         again = await agg.status("o-1")
@@ -95,9 +99,7 @@ async def test_s_maxage_is_not_ours_to_honour() -> None:
 
 
 async def test_a_shorter_max_age_shortens_the_part_s_time_to_live() -> None:
-    network = FakeNetwork()
-    all_states(network, "o-1", inventory="reserved", shipping="scheduled")
-    network.set("payment", answering("max-age=1"))
+    network = payment_saying("max-age=1")
     clock = ManualClock()
     async with aggregator(network, clock, ttl_ms=5_000) as agg:
         await agg.status("o-1")
@@ -112,9 +114,7 @@ async def test_a_shorter_max_age_shortens_the_part_s_time_to_live() -> None:
 
 
 async def test_a_longer_max_age_does_not_lengthen_ours() -> None:
-    network = FakeNetwork()
-    all_states(network, "o-1", inventory="reserved", shipping="scheduled")
-    network.set("payment", answering("max-age=3600"))
+    network = payment_saying("max-age=3600")
     clock = ManualClock()
     async with aggregator(network, clock, ttl_ms=2_000) as agg:
         await agg.status("o-1")
@@ -130,9 +130,7 @@ async def test_a_longer_max_age_does_not_lengthen_ours() -> None:
 async def test_a_part_stands_in_for_a_failed_call_unless_it_must_be_revalidated(
     cache_control: str | None, stands_in: bool
 ) -> None:
-    network = FakeNetwork()
-    all_states(network, "o-1", inventory="reserved", shipping="scheduled")
-    network.set("payment", answering(cache_control))
+    network = payment_saying(cache_control)
     clock = ManualClock()
     async with aggregator(network, clock) as agg:
         await agg.status("o-1")

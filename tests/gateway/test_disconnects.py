@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
+from aggregator import Settings
 from aggregator.gateway import GATEWAY
 from aggregator.gateway._logs import ParserRefusals
 from tests.gateway.harness import Running, gateway_settings, running_gateway
-from tests.loopback import LoopbackParticipants, answer, healthy
+from tests.loopback import Behaviour, LoopbackParticipants, answer, healthy
 
 
 class Records(logging.Handler):
@@ -61,6 +62,18 @@ async def send_and_leave(gw: Running, head: bytes, *, leave: asyncio.Event | Non
     await writer.wait_closed()
 
 
+ASK = b"GET /workflows/o-1/status HTTP/1.1\r\nHost: gw\r\n\r\n"
+
+
+def slow_shipping(participants: LoopbackParticipants, behaviour: Behaviour) -> Settings:
+    """Shipping answers by ``behaviour``, with a minute to do it: only a cancellation
+    ends its calls early."""
+    healthy(participants)
+    participants.behaviours["shipping"] = behaviour
+    slow = {"url": participants.url("shipping"), "timeout_ms": 60_000}
+    return gateway_settings(participants, participants={"shipping": slow}, deadline_ms=60_000)
+
+
 async def counted(gw: Running) -> str:
     return await (await gw.client.get("/metrics")).text()
 
@@ -106,17 +119,10 @@ async def test_a_client_gone_while_its_answer_is_made_cancels_the_calls_it_alone
             hung_up.set()  # the aggregator closed the connection: the call was cancelled
         raise AssertionError("unreachable")
 
-    participants.behaviours["shipping"] = hold
-    slow = {"url": participants.url("shipping"), "timeout_ms": 60_000}
-    configured = gateway_settings(participants, participants={"shipping": slow}, deadline_ms=60_000)
-    async with running_gateway(configured) as gw:
+    async with running_gateway(slow_shipping(participants, hold)) as gw:
         shipping = gw.app[GATEWAY].aggregator._clients[2]
         leave = asyncio.Event()
-        client = asyncio.create_task(
-            send_and_leave(
-                gw, b"GET /workflows/o-1/status HTTP/1.1\r\nHost: gw\r\n\r\n", leave=leave
-            )
-        )
+        client = asyncio.create_task(send_and_leave(gw, ASK, leave=leave))
         await asyncio.wait_for(held.wait(), 30)
         (flight,) = shipping._inflight.values()
         assert flight.task is not None
@@ -145,17 +151,10 @@ async def test_a_call_shared_with_a_caller_still_waiting_goes_on(
         await release.wait()
         return await answer("shipping", "in_transit")(request)
 
-    participants.behaviours["shipping"] = hold
-    slow = {"url": participants.url("shipping"), "timeout_ms": 60_000}
-    configured = gateway_settings(participants, participants={"shipping": slow}, deadline_ms=60_000)
-    async with running_gateway(configured) as gw:
+    async with running_gateway(slow_shipping(participants, hold)) as gw:
         shipping = gw.app[GATEWAY].aggregator._clients[2]
         leave = asyncio.Event()
-        leaving = asyncio.create_task(
-            send_and_leave(
-                gw, b"GET /workflows/o-1/status HTTP/1.1\r\nHost: gw\r\n\r\n", leave=leave
-            )
-        )
+        leaving = asyncio.create_task(send_and_leave(gw, ASK, leave=leave))
         await asyncio.wait_for(asked.wait(), 30)
         staying = asyncio.create_task(gw.client.get("/workflows/o-1/status"))
 
