@@ -231,7 +231,7 @@ class StatusAggregator:
                     landing += 1
             except asyncio.CancelledError:  # the caller went away: so do the calls
                 for client, flight in flights[landing + 1 :]:  # land() left the rest
-                    client.abandon(flight)
+                    client.abandon(key, flight)
                 raise
         complete = {name: part for name, part in parts.items() if part is not None}
         if flights and any(part.source is Source.LIVE for part in complete.values()):

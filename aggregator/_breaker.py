@@ -73,24 +73,32 @@ class CircuitBreaker:
     def allow(self) -> bool:
         """Whether a call may go out now; an admission must be followed by ``record``
         (or ``abandon``)."""
+        return self.admit() is not None
+
+    def admit(self) -> bool | None:
+        """Like ``allow``, saying how: None refused, True admitted as a half-open
+        probe, False admitted while closed. Pass it back as ``probe``."""
         state = self.state
         if state is BreakerState.CLOSED:
-            return True
-        if state is BreakerState.OPEN or self._probing >= self._probes:
             return False
+        if state is BreakerState.OPEN or self._probing >= self._probes:
+            return None
         self._probing += 1
         return True
 
-    def abandon(self) -> None:
+    def abandon(self, *, probe: bool | None = None) -> None:
         """Report that an admitted call was given up before it ended (nobody waited
         for it any more): it says nothing about the participant, and frees its probe."""
-        if self.state is BreakerState.HALF_OPEN:
+        was_probe = self.state is BreakerState.HALF_OPEN if probe is None else probe
+        if was_probe:
             self._probing = max(0, self._probing - 1)
 
-    def record(self, *, success: bool) -> None:
-        """Report how an admitted call ended."""
+    def record(self, *, success: bool, probe: bool | None = None) -> None:
+        """Report how an admitted call ended. ``probe`` is what ``admit`` said; without
+        it, a call ending while half-open is taken for a probe."""
         half_open = self.state is BreakerState.HALF_OPEN
-        if half_open:
+        was_probe = half_open if probe is None else probe
+        if was_probe:
             self._probing = max(0, self._probing - 1)
         if success:
             if self._opened_at is not None:

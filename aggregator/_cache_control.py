@@ -12,6 +12,13 @@ what a participant says of its answer:
   failed call like any stale part;
 - ``must-revalidate``: never stands in for a failed call once past its time to live.
 
+Without ``max-age``, ``Expires`` (less ``Date``) sets the time to live, and an
+``Expires`` that is not a date (``0``, say) makes the part not fresh. A ``Vary``
+naming ``*``, ``X-Request-ID`` or ``traceparent`` (the headers in which our
+requests differ from one another) makes the answer one that may not be reused,
+as ``no-cache`` does; the other headers we send are the same for every request
+of a scope.
+
 ``s-maxage`` and ``proxy-revalidate`` are for shared caches between the
 participant and its clients, and are ignored. Directive names are matched without
 regard to case, across every ``Cache-Control`` line (the transport joins repeated
@@ -21,7 +28,10 @@ whole number makes the part not fresh, and of two the smaller counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +85,40 @@ def parse(cache_control: str | None, age: str | None = None) -> Directives:
         left = float(max(0, max_age - already))
     directives = Directives(no_store, private, no_cache, must_revalidate, left)
     return NONE if directives == NONE else directives
+
+
+_PER_REQUEST = frozenset({"*", "x-request-id", "traceparent"})
+
+
+def of_response(headers: Mapping[str, str], now: float) -> Directives:
+    """What an answer's headers (names in lower case) say about keeping it;
+    ``now`` (epoch seconds) stands in for a missing ``Date``."""
+    directives = parse(headers.get("cache-control"), headers.get("age"))
+    vary = headers.get("vary")
+    if vary and _PER_REQUEST & {name.strip().lower() for name in vary.split(",")}:
+        directives = replace(directives, no_cache=True)
+    expires = headers.get("expires")
+    if expires is not None and directives.max_age is None:
+        lifetime = _lifetime(expires, headers.get("date"), now)
+        already = _seconds(headers.get("age") or "") or 0
+        directives = replace(directives, max_age=max(0.0, lifetime - already))
+    return directives
+
+
+def _lifetime(expires: str, date: str | None, now: float) -> float:
+    """Seconds from ``Date`` (or now) to ``Expires``; 0 for a value that is not a date."""
+    end = _epoch(expires)
+    if end is None:
+        return 0.0
+    start = _epoch(date) if date else None
+    return max(0.0, end - (now if start is None else start))
+
+
+def _epoch(http_date: str) -> float | None:
+    try:
+        moment = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # "-0000": UTC, said without a zone
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

@@ -16,6 +16,7 @@ from yarl import URL
 
 from contracts import ErrorKind, Outcome
 
+from ._log_budget import LogBudget
 from ._response import content_encoding
 from ._transport import OutboundRequest, TransportFailure, TransportResponse
 
@@ -37,6 +38,8 @@ class AiohttpTransport:
 
     def __init__(self, *, connection_limit: int = 256) -> None:
         self._connection_limit = connection_limit
+        # A failing participant fails every call: its lines are budgeted per transport.
+        self._log_budget = LogBudget(burst=20, window=10.0)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> AiohttpTransport:
@@ -112,19 +115,30 @@ class AiohttpTransport:
                 body = b"".join(chunks)
                 return TransportResponse(response.status, headers, body)
         except aiohttp.ClientConnectorError as exc:
-            return _failed(request, exc, f"cannot connect: {_reason(exc.os_error)}", True)
+            return self._failed(request, exc, f"cannot connect: {_reason(exc.os_error)}", True)
         except aiohttp.ServerDisconnectedError as exc:
-            return _failed(request, exc, "connection closed before an answer", True)
+            return self._failed(request, exc, "connection closed before an answer", True)
         except aiohttp.ClientResponseError as exc:
-            failure = _failed(request, exc, "malformed HTTP answer", False)
+            failure = self._failed(request, exc, "malformed HTTP answer", False)
             return replace(failure, outcome=Outcome.INVALID, kind=ErrorKind.UNEXPECTED_RESPONSE)
         except aiohttp.ClientPayloadError as exc:
-            return _failed(request, exc, "connection broken while reading the body", False)
+            return self._failed(request, exc, "connection broken while reading the body", False)
         except aiohttp.ClientOSError as exc:
             # Reset before the answer's body: our calls are GETs, safe to send again.
-            return _failed(request, exc, f"connection lost: {_reason(exc)}", True)
+            return self._failed(request, exc, f"connection lost: {_reason(exc)}", True)
         except (aiohttp.ClientError, OSError) as exc:
-            return _failed(request, exc, "connection error", False)
+            return self._failed(request, exc, "connection error", False)
+
+    def _failed(
+        self, request: OutboundRequest, exc: BaseException, detail: str, retryable: bool
+    ) -> TransportFailure:
+        """A failure as callers see it; the operator's log keeps the full detail (the
+        gateway's log lines carry the request id), 20 lines in 10 s at most."""
+        left_out = self._log_budget.take()
+        if left_out is not None:
+            more = f" ({left_out} more failed calls not logged)" if left_out else ""
+            log.warning("GET %s: %s (%s: %s)%s", request.url, detail, type(exc).__name__, exc, more)
+        return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.CONNECTION, detail, retryable)
 
 
 def _reason(error: OSError) -> str:
@@ -139,15 +153,6 @@ def _reason(error: OSError) -> str:
     if error.errno:
         return os.strerror(error.errno).lower()
     return "connection failed"
-
-
-def _failed(
-    request: OutboundRequest, exc: BaseException, detail: str, retryable: bool
-) -> TransportFailure:
-    """A failure as callers see it; the operator's log keeps the full detail (the
-    gateway's log lines carry the request id)."""
-    log.warning("GET %s: %s (%s: %s)", request.url, detail, type(exc).__name__, exc)
-    return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.CONNECTION, detail, retryable)
 
 
 def _joined(headers: Mapping[str, str]) -> dict[str, str]:

@@ -217,12 +217,16 @@ class ParticipantClient:
         flight.callers += 1
         return flight
 
-    def abandon(self, flight: Flight) -> None:
+    def abandon(self, key: Key, flight: Flight) -> None:
         """A caller of ``flight`` was cancelled: the call is cancelled as well when
         nobody else waits for it. (A caller that reached its deadline does not
         abandon the call: its part still comes, and is kept for the next request.)"""
         flight.callers -= 1
         if flight.callers <= 0 and flight.result is None and flight.task is not None:
+            # Out of reach at once: a caller arriving before the task has ended
+            # starts a call of its own instead of joining one being cancelled.
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
             flight.task.cancel()
 
     async def land(self, key: Key, flight: Flight, *, deadline: float) -> Part:
@@ -247,7 +251,7 @@ class ParticipantClient:
                         ),
                     )
         except asyncio.CancelledError:
-            self.abandon(flight)
+            self.abandon(key, flight)
             raise
         flight.callers -= 1
         self.stats.outcomes[part.outcome] += 1
@@ -339,27 +343,30 @@ class ParticipantClient:
     async def _call(
         self, request: OutboundRequest, call_deadline: float
     ) -> TransportResponse | TransportFailure | Part:
-        if not self.breaker.allow():
+        probe = self.breaker.admit()
+        if probe is None:
             return self._circuit_open()
-        healthy = abandoned = False
+        healthy: bool | None = None  # what the last attempt that ended says
         try:
             answer = await self._send(request)
+            healthy = _healthy(answer)
             self._budget.deposit()
             if self._should_retry(answer, call_deadline):
                 self.stats.retries += 1
                 await asyncio.sleep(self._rng.uniform(0, self._backoff))
                 answer = await self._send(request)
-            healthy = _healthy(answer)
+                healthy = _healthy(answer)
         except asyncio.CancelledError:
-            # Cancelled by its deadline, the call failed; by its callers leaving, it
-            # says nothing about the participant.
-            abandoned = asyncio.current_task() not in self._expired
+            # Cut by its deadline, the call failed; cancelled because its callers
+            # left before any attempt ended, it says nothing about the participant.
+            if healthy is None and asyncio.current_task() in self._expired:
+                healthy = False
             raise
         finally:
-            if abandoned:
-                self.breaker.abandon()
+            if healthy is None:
+                self.breaker.abandon(probe=probe)
             else:
-                self.breaker.record(success=healthy)
+                self.breaker.record(success=healthy, probe=probe)
         return answer
 
     def _circuit_open(self) -> Part:

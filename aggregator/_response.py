@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from contracts import ErrorKind, Outcome, Source
 
-from ._cache_control import parse
+from ._cache_control import of_response
 from ._part import Part, failure
 from ._rules import ParticipantDef
 from ._statuses import meaning
@@ -51,7 +51,7 @@ def interpret(
     if said.kind is not None:
         return failure(said.outcome, said.kind, said.detail)
     headers = response.headers
-    directives = parse(headers.get("cache-control"), headers.get("age"))
+    directives = of_response(headers, fetched_at)
     if said.outcome is Outcome.NOT_FOUND:
         return Part(Outcome.NOT_FOUND, Source.LIVE, fetched_at=fetched_at, directives=directives)
 

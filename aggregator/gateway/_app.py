@@ -157,9 +157,10 @@ def _guarded(
                 if request.transport is None:  # the client went away (handler_cancellation)
                     _gone(request, route, started, gateway)
                 raise
-            except Exception:
-                # With the client gone (its body cut short, say), the error is its leaving.
-                if request.transport is not None:
+            except Exception as exc:
+                # With the client gone (its body cut short, say), a connection error is
+                # its leaving; any other error is ours all the same.
+                if request.transport is not None or not isinstance(exc, OSError):
                     log.exception("unexpected error answering %s %s", request.method, request.path)
                 response = problem("internal-error", 500, "the request could not be answered")
             if request.transport is None:  # gone while its answer was made: none is sent

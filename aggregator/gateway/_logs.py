@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+from aggregator._log_budget import LogBudget
+
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 access_log = logging.getLogger("aggregator.access")
@@ -74,34 +76,24 @@ class ParserRefusals(logging.Filter):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
-        self._burst = burst
-        self._window = window
-        self._clock = clock
-        self._started = float("-inf")
-        self._logged = 0
-        self._left_out = 0
+        self._budget = LogBudget(burst=burst, window=window, clock=clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
         refused = record.exc_info[1] if record.exc_info else None
         if not isinstance(refused, HttpProcessingError):
             return True
-        now = self._clock()
-        if now - self._started >= self._window:
-            self._started, self._logged = now, 0
-        if self._logged >= self._burst:
-            self._left_out += 1
+        left_out = self._budget.take()
+        if left_out is None:
             return False
-        self._logged += 1
         peer = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
         # The first line only: aiohttp shows the offending bytes on the next ones.
         lines = (refused.message or type(refused).__name__).splitlines() or [""]
         reason = lines[0].rstrip(": ")[:160]
         record.msg = "refused a malformed request from %s: HTTP %d, %s"
         record.args = (peer, refused.code, reason)
-        if self._left_out:
+        if left_out:
             record.msg += " (%d more refused since the last line, not logged)"
-            record.args = (*record.args, self._left_out)
-            self._left_out = 0
+            record.args = (*record.args, left_out)
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         record.exc_info, record.exc_text = None, None
         return True

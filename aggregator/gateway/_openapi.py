@@ -64,12 +64,12 @@ def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str
     private = "private, " if auth else ""
     caching = {
         "ETag": _header(
-            "Weak validator over everything the answer says but its times and ages, "
-            "and whom it is for."
+            "Weak validator over what the answer says and whom it is for; not over its "
+            "times, ages, or whether a fresh part was fetched now or served from cache."
         ),
         "Age": _header("Age of the oldest part shown, in seconds.", "integer"),
         "Cache-Control": _header(
-            f"{private}max-age=<Age + remaining freshness>; private when a part's "
+            f"{private}max-age=<Age + whole seconds of freshness left>; private when a part's "
             "participant said private; no-store when the answer is incomplete, stale, "
             "or shows a part its participant said not to store."
         ),

@@ -41,11 +41,13 @@ def problem(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> web.Response:
-    """A problem+json response."""
+    """A problem+json response, ``no-store``: an error says how things stood at one
+    moment (a 404 in a choreography is often "not yet"), and RFC 9110 would let a
+    cache keep some of them (404, 405, 501) by heuristic."""
     body = problem_body(slug, status, detail, **extensions)
     return web.Response(
         status=status,
         body=body.model_dump_json(exclude_none=True).encode(),
         content_type=PROBLEM_JSON,
-        headers=headers,
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )

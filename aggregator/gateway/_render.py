@@ -71,7 +71,9 @@ def _headers(answer: Answer) -> dict[str, str]:
     if not complete or rendering.stale or rendering.privacy == "no-store":
         cache_control = "no-store"
     else:
-        max_age = f"max-age={(age_ms + round(answer.freshness() * 1000)) // 1000}"
+        # Whole seconds, rounded down twice: a cache adding Age to its own time never
+        # keeps the answer past its first part's freshness.
+        max_age = f"max-age={age_ms // 1000 + int(answer.freshness())}"
         cache_control = f"private, {max_age}" if rendering.privacy == "private" else max_age
     return {
         "Content-Type": "application/json",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from aggregator import (
+    BreakerState,
     InvalidWorkflowId,
     NotOpen,
     OutboundRequest,
@@ -22,7 +23,7 @@ from aggregator import (
 from aggregator._answer import Rendering
 from aggregator.testing import ManualClock
 from contracts import ErrorKind, Outcome, Source
-from tests.helpers import JSON, NOT_FOUND, FakeNetwork, all_states, forever, ok, settings
+from tests.helpers import JSON, NOT_FOUND, URLS, FakeNetwork, all_states, forever, ok, settings
 
 REFUSED = TransportFailure(Outcome.UNAVAILABLE, ErrorKind.CONNECTION, "cannot connect", True)
 HTTP_503 = TransportResponse(503, {}, b"")
@@ -633,3 +634,39 @@ async def test_a_workflow_declared_only_in_configuration() -> None:
     assert hotel.outcome == Outcome.INVALID and hotel.error is not None
     assert "unknown state 'checked_in'" in hotel.error.detail
     assert unknown_state.derived_from == ("flight",)
+
+
+async def test_a_caller_arriving_as_a_call_is_cancelled_gets_a_call_of_its_own() -> None:
+    """The first caller goes away and its call is cancelled; a second caller asking
+    for the same part before the cancelled call has ended must not join it."""
+    first_call = asyncio.Event()
+
+    async def first_hangs(request: OutboundRequest) -> TransportResponse:
+        if not first_call.is_set():
+            first_call.set()
+            await asyncio.Event().wait()
+        return ok("payment", "o-1", "captured")
+
+    network = FakeNetwork({"payment": first_hangs})
+    async with aggregator(network) as agg:
+        leaving = asyncio.create_task(agg.status("o-1"))
+        await first_call.wait()
+        leaving.cancel()
+        await asyncio.sleep(0)  # the leaving caller abandons its call: cancel() is pending
+        status = await agg.status("o-1")  # asks before the cancelled call has ended
+    assert leaving.cancelled()
+    assert status.participants["payment"].outcome is Outcome.OK
+    assert network.calls("payment") == 2
+
+
+async def test_calls_given_up_by_their_callers_never_count_against_the_breaker() -> None:
+    network = FakeNetwork({"payment": forever})
+    payment = {"url": URLS["payment"], "protection": {"breaker_threshold": 1}}
+    async with aggregator(network, participants={"payment": payment}) as agg:
+        for n in range(3):
+            asking = asyncio.create_task(agg.status(f"o-{n}"))
+            await network.received(3 * (n + 1))
+            asking.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asking
+        assert agg.breaker_states()["payment"] is BreakerState.CLOSED

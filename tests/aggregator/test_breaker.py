@@ -88,3 +88,20 @@ def test_counts_each_opening_and_closing_and_says_when_it_reopens() -> None:
     assert (b.changes, b.reopens_at) == (3, float("-inf"))
     b.record(success=True)  # already closed: nothing changes
     assert b.changes == 3
+
+
+def test_a_call_admitted_while_closed_frees_no_probe_when_it_ends_half_open() -> None:
+    """Probes are counted by how a call was admitted, not by the state it ends in."""
+    clock = ManualClock()
+    b = breaker(clock, threshold=1, probes=1)
+    slow = b.admit()  # admitted while closed; still in flight below
+    assert slow is False
+    assert b.admit() is False
+    b.record(success=False, probe=False)  # another call fails: open
+    clock.advance(5)
+    probe = b.admit()
+    assert probe is True and b.admit() is None  # the one probe is out
+    b.abandon(probe=slow)  # the slow call is given up, while half-open
+    assert b.admit() is None  # ... and frees no probe: still one in flight
+    b.abandon(probe=probe)
+    assert b.admit() is True

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from aggregator import Settings, StatusAggregator, TransportResponse
-from aggregator._cache_control import Directives, parse
+from aggregator._cache_control import Directives, of_response, parse
 from aggregator.testing import ManualClock
 from contracts import Source
 from tests.helpers import JSON, FakeNetwork, all_states, body, settings
@@ -140,3 +140,31 @@ async def test_a_part_stands_in_for_a_failed_call_unless_it_must_be_revalidated(
     part = during.participants["payment"]
     assert part.source is (Source.STALE if stands_in else None)
     assert (part.view is not None) is stands_in
+
+
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+DATE = "Thu, 01 Jan 2026 00:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"expires": "Thu, 01 Jan 2026 00:00:05 GMT", "date": DATE}, Directives(max_age=5.0)),
+        ({"expires": "Thu, 01 Jan 2026 00:00:05 GMT"}, Directives(max_age=5.0)),  # Date: now
+        ({"expires": "Thu, 01 Jan 2026 00:00:05 GMT", "age": "2"}, Directives(max_age=3.0)),
+        ({"expires": "0"}, Directives(max_age=0.0)),
+        ({"expires": "Thu, 01 Jan 1970 00:00:00 GMT", "date": DATE}, Directives(max_age=0.0)),
+        (
+            {"expires": "Thu, 01 Jan 2026 00:00:05 GMT", "cache-control": "max-age=60"},
+            Directives(max_age=60.0),  # max-age wins over Expires
+        ),
+        ({"vary": "Accept-Encoding, User-Agent"}, Directives()),
+        ({"vary": "*"}, Directives(no_cache=True)),
+        ({"vary": "accept, X-Request-ID"}, Directives(no_cache=True)),
+        ({"vary": "Traceparent"}, Directives(no_cache=True)),
+    ],
+)
+def test_expires_and_vary_are_read_as_an_http_cache_would(
+    headers: dict[str, str], expected: Directives
+) -> None:
+    assert of_response(headers, NOW) == expected

@@ -58,7 +58,9 @@ async def test_cached_parts_age_and_the_etag_answers_304(
         changed = await gw.client.get("/workflows/order-42/status", headers={"If-None-Match": tag})
     assert second.status == 200 and second.headers["ETag"] == tag
     assert second.headers["Age"] == "1"
-    assert second.headers["Cache-Control"] == "max-age=2"  # 1.2 s old + 0.8 s left
+    # 1.2 s old, 0.8 s left: Age 1 + no whole second left, so a cache adding its own
+    # time to Age never keeps the answer past its parts' freshness.
+    assert second.headers["Cache-Control"] == "max-age=1"
     assert again.status == 304 and again.headers["ETag"] == tag
     assert await again.read() == b""
     assert changed.status == 200 and changed.headers["ETag"] != tag
@@ -397,3 +399,14 @@ async def test_openapi_is_valid_and_lists_every_route_of_the_app(
     assert "content" not in status["head"]["responses"]["200"]
     assert "413" in document["paths"]["/workflows/status:batch"]["post"]["responses"]
     assert ("Vary" in status["get"]["responses"]["200"]["headers"]) is auth
+
+
+async def test_problems_are_never_stored_downstream(participants: LoopbackParticipants) -> None:
+    """A 404 is cacheable by heuristic (RFC 9110); in a choreography it often means
+    "not yet", so no problem may be kept by a cache in front."""
+    async with running_gateway(gateway_settings(participants)) as gw:
+        unknown = await gw.client.get("/workflows/order-9999/status")
+        invalid = await gw.client.get("/workflows/..%2F/status")
+        nowhere = await gw.client.get("/nowhere")
+    assert [unknown.status, invalid.status, nowhere.status] == [404, 400, 404]
+    assert {r.headers["Cache-Control"] for r in (unknown, invalid, nowhere)} == {"no-store"}

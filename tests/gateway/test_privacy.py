@@ -64,6 +64,25 @@ async def test_the_answer_is_kept_downstream_no_longer_than_its_participant_allo
     assert batch.headers.get("Cache-Control") == expected_batch
 
 
+async def test_a_downstream_cache_never_keeps_an_answer_past_the_participant_s_max_age(
+    participants: LoopbackParticipants,
+) -> None:
+    healthy(participants)
+    participants.behaviours["payment"] = saying("max-age=1")
+    clock = ManualClock()
+    kept_for = {}
+    async with running_gateway(gateway_settings(participants), clock=clock) as gw:
+        fetched = clock.now
+        await gw.client.get("/workflows/o-1/status")
+        for elapsed in (0.3, 0.6, 0.999):
+            clock.advance(fetched + elapsed - clock.now)
+            response = await gw.client.get("/workflows/o-1/status")
+            age = int(response.headers["Age"])
+            max_age = int(response.headers["Cache-Control"].removeprefix("max-age="))
+            kept_for[elapsed] = max_age - age  # what a cache receiving it now may keep
+    assert all(kept <= 1 - elapsed for elapsed, kept in kept_for.items()), kept_for
+
+
 async def test_a_batch_follows_its_strictest_entry(participants: LoopbackParticipants) -> None:
     healthy(participants)
 
@@ -97,8 +116,11 @@ async def test_authenticated_answers_are_private_and_vary_by_credential(
         batch = await gw.client.post("/workflows/status:batch", json={"ids": ["o"]}, headers=AS_A)
         health = await gw.client.get("/healthz")
     assert revalidated.status == 304
-    for response in (found, revalidated, missing, invalid, batch):
+    for response in (found, revalidated, batch):
         assert response.headers["Cache-Control"].startswith("private"), response
+    for response in (missing, invalid):  # problems are never stored anywhere
+        assert response.headers["Cache-Control"] == "no-store", response
+    for response in (found, revalidated, missing, invalid, batch):
         assert response.headers["Vary"] == "Authorization, X-API-Key", response
     assert found.headers["Cache-Control"] == "private, max-age=2"
     assert "Vary" not in health.headers

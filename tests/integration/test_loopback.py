@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 
+import pytest
 from aiohttp import web
 
 from aggregator import StatusAggregator
@@ -215,14 +217,14 @@ async def test_the_transport_on_its_own_bounds_a_call_by_its_timeout(
 
 
 async def test_every_cache_control_line_is_read(participants: LoopbackParticipants) -> None:
-    """``no-store`` on the second of two Cache-Control lines still keeps the part
-    out of the cache."""
+    """``no-store`` on the first of two Cache-Control lines still keeps the part
+    out of the cache: no line is lost to the next one."""
     healthy(participants)
 
     async def two_lines(request: web.Request) -> web.StreamResponse:
         response = await answer("payment", "captured")(request)
-        response.headers.add("Cache-Control", "max-age=60")
         response.headers.add("Cache-Control", "No-Store")
+        response.headers.add("Cache-Control", "max-age=60")
         return response
 
     participants.behaviours["payment"] = two_lines
@@ -293,3 +295,23 @@ async def test_max_concurrency_calls_really_are_in_flight_at_once(
     assert in_flight == wanted
     assert {s.participants["payment"].outcome for s in statuses} == {Outcome.OK}
     assert configured.outbound_connections == wanted + 2 * 32
+
+
+async def test_failed_calls_cannot_flood_the_log(
+    participants: LoopbackParticipants, closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A participant failing every call is logged 20 lines in 10 s at most, however
+    many calls fail (a batch of 100 ids would otherwise write 100 lines)."""
+    healthy(participants)
+    dead = {
+        "url": f"http://127.0.0.1:{closed_port}/payments/{{workflow_id}}",
+        "protection": {"breaker_threshold": 1_000, "retry": False},
+    }
+    caplog.set_level(logging.WARNING, logger="aggregator.client")
+    async with StatusAggregator(
+        settings(participants.urls(), participants={"payment": dead})
+    ) as agg:
+        statuses = await agg.status_many([f"o-{n}" for n in range(60)])
+    assert {s.participants["payment"].outcome for s in statuses} == {Outcome.UNAVAILABLE}
+    logged = [r for r in caplog.records if r.name == "aggregator.client"]
+    assert 20 <= len(logged) < 60  # 20 a window of 10 s: 20 unless the machine stalls
