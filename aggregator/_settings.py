@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import EnvSettingsSource
 
 from ._errors import ConfigError
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
@@ -216,6 +216,34 @@ class Settings(_Settings):
             raise ValueError(f"participants {extra} are not in workflow {definition.name!r}")
         return self
 
+    @model_validator(mode="after")
+    def _check_invariants(self) -> Self:
+        """Pairs of settings whose violation would make one of them meaningless."""
+        cache = self.cache
+        pairs = [
+            ("cache.ttl_ms", cache.ttl_ms, "cache.terminal_ttl_ms", cache.terminal_ttl_ms),
+            ("cache.ttl_ms", cache.ttl_ms, "cache.stale_ms", cache.stale_ms),
+        ]
+        for name, participant in self.participants.items():
+            where = f"participants.{name}"
+            pairs.append(
+                (f"{where}.timeout_ms", participant.timeout_ms, "deadline_ms", self.deadline_ms)
+            )
+            protection = participant.protection
+            if protection.retry:
+                pairs.append(
+                    (
+                        f"{where}.protection.retry_backoff_ms",
+                        protection.retry_backoff_ms,
+                        f"{where}.timeout_ms",
+                        participant.timeout_ms,
+                    )
+                )
+        for small, small_value, large, large_value in pairs:
+            if small_value > large_value:
+                raise ValueError(f"{small} ({small_value}) must not exceed {large} ({large_value})")
+        return self
+
     @property
     def outbound_connections(self) -> int:
         """The outbound connection pool's size: room for every participant's
@@ -235,9 +263,10 @@ class Settings(_Settings):
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, origin: str = "settings") -> Settings:
-        """Validate plain data; any problem becomes one ConfigError naming the field."""
+        """Validate plain data strictly (``true`` is not a number, ``"800"`` is not
+        one either); any problem becomes one ConfigError naming the field."""
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(data, strict=True)
         except ValidationError as exc:
             raise ConfigError(f"{origin}: {_first_problem(exc)}") from None
 
@@ -251,7 +280,7 @@ class Settings(_Settings):
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
         if env is not None:
-            data = _deep_merge(data, _env_overrides(env, origin))
+            data = _deep_merge(data, _env_overrides(env))
         return cls.from_mapping(data, origin=origin)
 
     @classmethod
@@ -269,19 +298,52 @@ class Settings(_Settings):
         return cls.from_toml(text, origin=str(path), env=env)
 
 
-def _env_overrides(env: Mapping[str, str], origin: str) -> dict[str, Any]:
-    source = EnvSettingsSource(
-        Settings,  # type: ignore[arg-type]  # reads the fields; any pydantic model will do
-        case_sensitive=False,
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        env_parse_none_str="null",
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """``STATUS_AGGREGATOR_*`` variables as nested values, each converted as its
+    setting's type needs: strings as they are, anything else as JSON. A variable
+    that names no setting, or a value that is not JSON, is refused by name."""
+    overrides: dict[str, Any] = {}
+    for variable, raw in env.items():
+        if not variable.upper().startswith(ENV_PREFIX):
+            continue
+        path = variable[len(ENV_PREFIX) :].lower().split("__")
+        textual = _textual(Settings, path)
+        if textual is None:
+            raise ConfigError(f"environment: {variable}: no such setting")
+        if textual:
+            value: Any = raw
+        else:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ConfigError(
+                    f"environment: {variable}: {raw[:40]!r} is not a JSON value"
+                ) from None
+        target = overrides
+        for step in path[:-1]:
+            target = target.setdefault(step, {})
+        target[path[-1]] = value
+    return overrides
+
+
+def _textual(model: type[BaseModel], path: list[str]) -> bool | None:
+    """Whether the setting at ``path`` takes a string as it is (True) or a JSON value
+    (False); None when no setting has that path."""
+    field = model.model_fields.get(path[0]) if path[0] else None
+    if field is None:
+        return None
+    annotation, rest = field.annotation, path[1:]
+    if get_origin(annotation) is dict and rest:  # a table of named entries
+        annotation, rest = get_args(annotation)[1], rest[1:]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _textual(annotation, rest) if rest else False
+    if rest:
+        return None
+    if annotation is str:
+        return True
+    return get_origin(annotation) is Literal and all(
+        isinstance(choice, str) for choice in get_args(annotation)
     )
-    source.env_vars = {name.lower(): value for name, value in env.items()}
-    try:
-        return source()
-    except Exception as exc:  # pydantic-settings reports unparsable JSON values this way
-        raise ConfigError(f"{origin}: environment: {exc}") from None
 
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -331,7 +331,8 @@ async def test_retries_stay_within_the_budget() -> None:
     network = FakeNetwork({"payment": REFUSED})
     protection = {"retry_budget_ratio": 0.2, "retry_budget_min": 3, "breaker_threshold": 10_000}
     payment = {"url": "http://payment.test/p/{workflow_id}", "protection": protection}
-    async with aggregator(network, cache={"stale_ms": 1}, participants={"payment": payment}) as agg:
+    cache = {"ttl_ms": 1, "stale_ms": 1}
+    async with aggregator(network, cache=cache, participants={"payment": payment}) as agg:
         for i in range(100):
             await agg.status(f"o-{i}")
     assert network.calls("payment") <= 100 * 1.2 + 3
@@ -429,7 +430,11 @@ async def test_a_breaker_closing_ends_the_stand_in_at_once() -> None:
 async def test_a_stalled_participant_times_out_and_the_others_answer() -> None:
     network = FakeNetwork({"shipping": forever})
     all_states(network, "o-1", payment="captured", inventory="reserved")
-    shipping = {"url": "http://shipping.test/s/{workflow_id}", "timeout_ms": 20}
+    shipping = {
+        "url": "http://shipping.test/s/{workflow_id}",
+        "timeout_ms": 20,
+        "protection": {"retry_backoff_ms": 10},
+    }
     async with aggregator(network, participants={"shipping": shipping}) as agg:
         status = await agg.status("o-1")
     part = status.participants["shipping"]
@@ -443,7 +448,7 @@ async def test_a_full_bulkhead_degrades_the_part_within_the_deadline() -> None:
     shipping = {
         "url": "http://shipping.test/s/{workflow_id}",
         "timeout_ms": 30,
-        "protection": {"max_concurrency": 1},
+        "protection": {"max_concurrency": 1, "retry_backoff_ms": 10},
     }
     async with aggregator(network, participants={"shipping": shipping}) as agg:
         first, second = await asyncio.gather(agg.status("o-1"), agg.status("o-2"))
@@ -454,8 +459,11 @@ async def test_a_full_bulkhead_degrades_the_part_within_the_deadline() -> None:
 
 async def test_a_throttled_call_waits_no_longer_than_the_deadline() -> None:
     network = FakeNetwork()
-    payment = {"url": "http://payment.test/p/{workflow_id}", "protection": {"rate_limit": 1}}
-    async with aggregator(network, deadline_ms=30, participants={"payment": payment}) as agg:
+    # Every participant's timeout within the short deadline, as the settings require.
+    quick = {"timeout_ms": 30, "protection": {"retry": False}}
+    participants = {name: {"url": url, **quick} for name, url in URLS.items()}
+    participants["payment"]["protection"] = {"rate_limit": 1, "retry": False}
+    async with aggregator(network, deadline_ms=30, participants=participants) as agg:
         await agg.status("o-1")
         throttled = await agg.status("o-2")
     error = throttled.participants["payment"].error

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
+from typing import get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from aggregator import ConfigError, Settings
+from aggregator._settings import ParticipantSettings
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "aggregator.toml"
 
@@ -98,14 +103,14 @@ when = { flight = ["booked"] }
 
 def test_environment_variables_override_single_values() -> None:
     env = {
-        "STATUS_AGGREGATOR_DEADLINE_MS": "250",
+        "STATUS_AGGREGATOR_DEADLINE_MS": "650",
         "STATUS_AGGREGATOR_PARTICIPANTS__PAYMENT__TIMEOUT_MS": "77",
         "STATUS_AGGREGATOR_GATEWAY__AUTH__ENABLED": "true",
         "STATUS_AGGREGATOR_GATEWAY__AUTH__KEYS": '{"k-0123456789abcdef": "acme"}',
         "UNRELATED": "x",
     }
     settings = Settings.from_toml(MINIMAL, env=env)
-    assert settings.deadline_ms == 250
+    assert settings.deadline_ms == 650
     payment = settings.participants["payment"]
     assert payment.timeout_ms == 77
     assert payment.url == "http://127.0.0.1:8101/payments/{workflow_id}"  # the rest is kept
@@ -126,3 +131,156 @@ def test_environment_variables_override_single_values() -> None:
 def test_gateway_mistakes_are_named(gateway: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_toml(MINIMAL + gateway)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "deadline_ms = true\n" + MINIMAL,
+            "settings: deadline_ms: Input should be a valid integer",
+        ),
+        (
+            'deadline_ms = "800"\n' + MINIMAL,
+            "settings: deadline_ms: Input should be a valid integer",
+        ),
+        (
+            "deadline_ms = 800.0\n" + MINIMAL,
+            "settings: deadline_ms: Input should be a valid integer",
+        ),
+        (
+            MINIMAL + '[participants.payment.protection]\nretry = "yes"\n',
+            "settings: participants.payment.protection.retry: Input should be a valid boolean",
+        ),
+        (
+            MINIMAL + "[gateway]\nhost = 127\n",
+            "settings: gateway.host: Input should be a valid string",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_in_the_file_is_refused(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_toml(text)
+    assert str(caught.value) == message
+
+
+def test_a_whole_number_is_a_valid_ratio() -> None:
+    text = MINIMAL + "[participants.payment.protection]\nretry_budget_ratio = 1\n"
+    assert Settings.from_toml(text).participants["payment"].protection.retry_budget_ratio == 1.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STATUS_AGGREGATOR_DEADLNE_MS": "5"}, "STATUS_AGGREGATOR_DEADLNE_MS: no such setting"),
+        (
+            {"STATUS_AGGREGATOR_CACHE__TTL": "5"},
+            "STATUS_AGGREGATOR_CACHE__TTL: no such setting",
+        ),
+        (
+            {"STATUS_AGGREGATOR_DEADLINE_MS__X": "5"},
+            "STATUS_AGGREGATOR_DEADLINE_MS__X: no such setting",
+        ),
+        (
+            {"STATUS_AGGREGATOR_GATEWAY__AUTH__KEYS": "{oops"},
+            "environment: STATUS_AGGREGATOR_GATEWAY__AUTH__KEYS: '{oops' is not a JSON value",
+        ),
+        (
+            {"STATUS_AGGREGATOR_PARTICIPANTS__PAYMENT__PROTECTION__RETRY": "yes"},
+            "PROTECTION__RETRY: 'yes' is not a JSON value",
+        ),
+        (
+            {"STATUS_AGGREGATOR_DEADLINE_MS": '"800"'},
+            "deadline_ms: Input should be a valid integer",
+        ),
+    ],
+)
+def test_environment_mistakes_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_toml(MINIMAL, origin="a.toml", env=env)
+    assert message in str(caught.value)
+
+
+def test_environment_values_take_their_setting_s_type() -> None:
+    env = {
+        "status_aggregator_gateway__host": "0.0.0.0",
+        "STATUS_AGGREGATOR_GATEWAY__LOG_FORMAT": "json",
+        "STATUS_AGGREGATOR_ID_PATTERN": "[0-9]{1,8}",
+        "STATUS_AGGREGATOR_PARTICIPANTS__PAYMENT__PROTECTION__RETRY": "false",
+        "STATUS_AGGREGATOR_PARTICIPANTS__PAYMENT__PROTECTION__RATE_LIMIT": "null",
+        "STATUS_AGGREGATOR_PARTICIPANTS__SHIPPING__URL": "http://s.test/{workflow_id}",
+    }
+    settings = Settings.from_toml(MINIMAL, env=env)
+    assert settings.gateway.host == "0.0.0.0" and settings.gateway.log_format == "json"
+    assert settings.id_pattern == "[0-9]{1,8}"
+    assert settings.participants["payment"].protection.retry is False
+    assert settings.participants["shipping"].url == "http://s.test/{workflow_id}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "[cache]\nttl_ms = 20000\n",
+            "cache.ttl_ms (20000) must not exceed cache.terminal_ttl_ms (10000)",
+        ),
+        (
+            "[cache]\nttl_ms = 5000\nterminal_ttl_ms = 50000\nstale_ms = 1000\n",
+            "cache.ttl_ms (5000) must not exceed cache.stale_ms (1000)",
+        ),
+        (
+            "deadline_ms = 400\n",
+            "participants.payment.timeout_ms (500) must not exceed deadline_ms (400)",
+        ),
+        (
+            "[participants.payment.protection]\nretry_backoff_ms = 600\n",
+            "participants.payment.protection.retry_backoff_ms (600) must not exceed "
+            "participants.payment.timeout_ms (500)",
+        ),
+        (
+            "[participants.payment.protection]\nbreaker_probes = 0\n",
+            "participants.payment.protection.breaker_probes: Input should be greater than",
+        ),
+    ],
+)
+def test_settings_that_would_make_another_meaningless_are_refused(extra: str, message: str) -> None:
+    text = extra + MINIMAL if not extra.startswith("[") else MINIMAL + extra
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_toml(text)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_retry_turned_off_may_have_any_backoff() -> None:
+    text = MINIMAL + "[participants.payment.protection]\nretry = false\nretry_backoff_ms = 600\n"
+    assert Settings.from_toml(text).participants["payment"].protection.retry_backoff_ms == 600
+
+
+def _defaults(model: type[BaseModel], prefix: str = "") -> dict[str, object]:
+    """Every leaf setting's default, by its dotted path; tables of named entries
+    (participants, workflows) are left to the caller."""
+    found: dict[str, object] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.update(_defaults(annotation, f"{prefix}{name}."))
+        elif (not field.is_required() and get_origin(annotation) is not dict) or name == "keys":
+            found[prefix + name] = field.get_default(call_default_factory=True)
+    return found
+
+
+def test_the_example_file_lists_every_key_with_its_default() -> None:
+    text = EXAMPLE.read_text()
+    data = tomllib.loads(text)
+    expected = {
+        **_defaults(Settings),
+        **_defaults(ParticipantSettings, "participants.payment."),
+    }
+    for path, default in expected.items():
+        *tables, key = path.split(".")
+        where = data
+        for table in tables:
+            where = where.get(table, {})
+        if default is None or default == {}:  # no value to show: a commented example
+            assert re.search(rf"^# {re.escape(key)} = ", text, re.M), path
+        else:
+            assert where.get(key) == default, path
