@@ -42,6 +42,7 @@ from ._transport import (
     TransportFailure,
     TransportResponse,
 )
+from ._version import __version__
 
 __all__ = [
     "ABSENT",
@@ -78,6 +79,7 @@ __all__ = [
     "TransportResponse",
     "Verdict",
     "WorkflowDefinition",
+    "__version__",
     "judge",
     "merge",
     "when",

@@ -21,8 +21,9 @@ from ._part import Part
 from ._participant import Flight, Observer, ParticipantClient, ParticipantStats
 from ._settings import Settings
 from ._transport import Transport
+from ._version import DISTRIBUTION, __version__
 
-USER_AGENT = "choreography-status-aggregator/0.1"
+USER_AGENT = f"{DISTRIBUTION}/{__version__}"
 BASE_HEADERS = {
     "Accept": "application/json",
     "Accept-Encoding": "identity",

@@ -1,7 +1,9 @@
-"""``status-aggregator``: serve the gateway, ask for one status, check a configuration.
+"""``status-aggregator``: serve the gateway, ask for one status, check or write a
+configuration.
 
 Exit codes: 0 success; 1 the answer is not a status (not found, unavailable,
-gateway unreachable, port taken); 2 a usage, configuration or id mistake.
+gateway unreachable, port taken), or the output's reader went away; 2 a usage,
+configuration or id mistake.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +31,7 @@ from contracts import WorkflowStatus
 from ._aggregator import StatusAggregator
 from ._errors import AggregatorError, ConfigError
 from ._settings import Settings
+from ._version import __version__
 
 PROG = "status-aggregator"
 CONFIG_ENV = "STATUS_AGGREGATOR_CONFIG"
@@ -51,7 +55,8 @@ def load_settings(path: Path) -> Settings:
     try:
         return Settings.from_file(path, env=os.environ)
     except ConfigError as exc:
-        raise CliError(str(exc), 2) from None
+        hint = "" if path.exists() else f"; '{PROG} init {path}' writes a commented example"
+        raise CliError(f"{exc}{hint}", 2) from None
 
 
 # --- serve -------------------------------------------------------------------------
@@ -151,8 +156,25 @@ async def _from_gateway(base_url: str, workflow_id: str, api_key: str | None) ->
 
 
 async def _embedded(settings: Settings, workflow_id: str) -> dict[str, Any]:
+    """The status, asking the participants directly; like the gateway, an answer
+    that is not a status (no participant knows the workflow, or none could be
+    read) is an error, exit code 1."""
+    from .gateway._render import status_code  # the gateway's rule, in one place
+
+    # Each part shows why it failed; the full detail lines are for a gateway's log.
+    logging.getLogger("aggregator.client").addHandler(logging.NullHandler())
     async with StatusAggregator(settings) as agg:
-        return (await agg.status(workflow_id)).model_dump(mode="json")
+        status = await agg.status(workflow_id)
+    code = status_code(status)
+    if code == 404:
+        raise CliError(f"{workflow_id}: no participant has a record of this workflow", 1)
+    if code != 200:
+        reasons = "; ".join(
+            f"{name}: {part.error.detail if part.error else part.outcome}"
+            for name, part in status.participants.items()
+        )
+        raise CliError(f"{workflow_id}: no participant could be read ({reasons})", 1)
+    return status.model_dump(mode="json")
 
 
 def render_table(status: WorkflowStatus, console: Console) -> None:
@@ -197,6 +219,22 @@ def show_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- init ---------------------------------------------------------------------------
+
+
+def init(path: Path, *, force: bool) -> int:
+    """Write the commented example configuration (every key, with its default)."""
+    if path.exists() and not force:
+        raise CliError(f"{path}: already exists; pass --force to replace it", 2)
+    example = resources.files("aggregator").joinpath("example.toml").read_text(encoding="utf-8")
+    try:
+        path.write_text(example, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write: {exc.strerror or exc}", 2) from None
+    print(f"{path}: written; edit the participants' URLs, then: {PROG} serve --config {path}")
+    return 0
+
+
 # --- check-config ------------------------------------------------------------------
 
 
@@ -217,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Reconstruct choreographed workflows' status on demand."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("serve", help="run the HTTP gateway")
@@ -236,6 +275,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
+    write = commands.add_parser("init", help="write a commented example configuration")
+    write.add_argument("file", nargs="?", default="aggregator.toml", help="(default: %(default)s)")
+    write.add_argument("--force", action="store_true", help="replace an existing file")
     commands.add_parser("demo", help="the live choreography demo (see 'demo --help')")
     commands.add_parser(
         "participants", help="run the reference participants (see 'participants --help')"
@@ -244,7 +286,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # The reader went away (`... | head -1`): nothing more to say, and no traceback,
+        # now or when the interpreter flushes the output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str]) -> int:
     # The demo and the reference participants sit above the library; they are
     # reached from here for convenience and imported only when asked for.
     if argv[:1] == ["demo"]:
@@ -269,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, host, port, args.workers)
         if args.command == "status":
             return show_status(args)
+        if args.command == "init":
+            return init(Path(args.file), force=args.force)
         return check_config(Path(args.file))
     except CliError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -262,9 +262,19 @@ def _parser() -> argparse.ArgumentParser:
         "--order-every", type=float, default=defaults.order_every, metavar="SECONDS"
     )
     parser.add_argument(
-        "--outage-every", type=float, default=defaults.outage_every, metavar="SECONDS"
+        "--outage-every",
+        type=float,
+        default=defaults.outage_every,
+        metavar="SECONDS",
+        help="normal running before each outage (default: %(default)g)",
     )
-    parser.add_argument("--outage-for", type=float, default=defaults.outage_for, metavar="SECONDS")
+    parser.add_argument(
+        "--outage-for",
+        type=float,
+        default=defaults.outage_for,
+        metavar="SECONDS",
+        help="how long a participant stays dark (default: %(default)g)",
+    )
     parser.add_argument("--min-delay", type=float, default=defaults.min_delay, metavar="SECONDS")
     parser.add_argument("--max-delay", type=float, default=defaults.max_delay, metavar="SECONDS")
     parser.add_argument("--db-dir", type=Path, help="keep the participants' SQLite files here")

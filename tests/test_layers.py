@@ -18,6 +18,8 @@ PURE_CORE = [
     "_ids.py",
     "_errors.py",
     "_transport.py",
+    "_statuses.py",
+    "_cache_control.py",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import os
 import signal
@@ -220,7 +221,7 @@ async def test_status_from_a_gateway_and_embedded(
 
     healthy(participants)
     config = write_config(tmp_path / "a.toml", participants)
-    code, raw, _ = await run("status", "order-9", "--config", str(config), "--json")
+    code, raw, _ = await run("status", "order-9", "--config", str(config), "--json")  # embedded
     assert code == 0 and json.loads(raw)["participants"]["payment"]["state"] == "captured"
     code, _, err = await run("status", "a/b", "--config", str(config))
     assert code == 2 and "is not allowed" in err
@@ -230,3 +231,68 @@ async def test_status_from_a_gateway_and_embedded(
 async def test_an_unreachable_gateway_is_one_line(args: list[str]) -> None:
     code, _, err = await run(*args)
     assert code == 1 and err.count("\n") == 1 and err.startswith("status-aggregator: cannot read")
+
+
+async def test_embedded_status_keeps_the_gateway_s_exit_codes(
+    tmp_path: Path, participants: LoopbackParticipants, closed_port: int
+) -> None:
+    """No participant knows it, or none could be read: not a status, exit 1."""
+    config = write_config(tmp_path / "a.toml", participants)
+    code, out, err = await run("status", "order-9999", "--config", str(config))
+    assert (code, out) == (1, "")
+    assert err == ("status-aggregator: order-9999: no participant has a record of this workflow\n")
+    dead = write_config(
+        tmp_path / "dead.toml",
+        LoopbackParticipants(base_url=f"http://127.0.0.1:{closed_port}"),
+    )
+    code, out, err = await run("status", "order-1", "--config", str(dead), "--json")
+    assert (code, out) == (1, "")
+    assert err.startswith("status-aggregator: order-1: no participant could be read (payment:")
+    assert "connection refused" in err and err.count("\n") == 1
+
+
+async def test_the_version_is_the_package_s() -> None:
+    from aggregator import __version__
+    from aggregator._aggregator import USER_AGENT
+
+    code, out, _ = await run("--version")  # python -m aggregator --version
+    script = Path(sys.executable).parent / "status-aggregator"
+    console = await asyncio.create_subprocess_exec(
+        script, "--version", stdout=asyncio.subprocess.PIPE
+    )
+    printed, _ = await asyncio.wait_for(console.communicate(), 60)
+    assert code == 0 and out == f"status-aggregator {__version__}\n"
+    assert printed.decode() == out and console.returncode == 0
+    assert importlib.metadata.version("choreography-status-aggregator") == __version__
+    assert f"choreography-status-aggregator/{__version__}" == USER_AGENT
+
+
+async def test_a_closed_pipe_is_no_traceback(
+    tmp_path: Path, participants: LoopbackParticipants
+) -> None:
+    healthy(participants)
+    config = write_config(tmp_path / "a.toml", participants)
+    for args in (["status", "order-42", "--config", str(config), "--json"], ["--help"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before anything is written: `| head -0`
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aggregator", *args, stdout=write, stderr=asyncio.subprocess.PIPE
+        )
+        os.close(write)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert err == b"", (args, err.decode())
+        assert process.returncode in (0, 1), args
+
+
+async def test_init_writes_the_example_and_serve_names_it(tmp_path: Path) -> None:
+    target = tmp_path / "aggregator.toml"
+    code, _, err = await run("serve", "--config", str(target))
+    assert code == 2 and f"'status-aggregator init {target}' writes a commented example" in err
+    code, out, _ = await run("init", str(target))
+    assert code == 0 and str(target) in out
+    example = Path(__file__).parents[2] / "examples" / "aggregator.toml"
+    assert target.read_text() == example.read_text()
+    code, _, err = await run("init", str(target))
+    assert code == 2 and "already exists; pass --force" in err
+    code, out, _ = await run("check-config", str(target))
+    assert code == 0 and out.startswith(f"{target}: ok")
