@@ -30,11 +30,10 @@ from contracts import WorkflowStatus
 
 from ._aggregator import StatusAggregator
 from ._errors import AggregatorError, ConfigError
-from ._settings import Settings
+from ._settings import CONFIG_ENV, Settings
 from ._version import __version__
 
 PROG = "status-aggregator"
-CONFIG_ENV = "STATUS_AGGREGATOR_CONFIG"
 log = logging.getLogger("aggregator.cli")
 
 

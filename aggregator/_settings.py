@@ -25,6 +25,7 @@ from ._rules import (
 
 PLACEHOLDER = "{workflow_id}"
 ENV_PREFIX = "STATUS_AGGREGATOR_"
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"  # names the file; not a setting
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,512}")
 _TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
@@ -304,7 +305,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     that names no setting, or a value that is not JSON, is refused by name."""
     overrides: dict[str, Any] = {}
     for variable, raw in env.items():
-        if not variable.upper().startswith(ENV_PREFIX):
+        if not variable.upper().startswith(ENV_PREFIX) or variable.upper() == CONFIG_ENV:
             continue
         path = variable[len(ENV_PREFIX) :].lower().split("__")
         textual = _textual(Settings, path)

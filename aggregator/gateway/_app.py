@@ -17,8 +17,8 @@ from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from aggregator._aggregator import StatusAggregator
-from aggregator._errors import InvalidWorkflowId
-from aggregator._settings import Settings
+from aggregator._errors import ConfigError, InvalidWorkflowId
+from aggregator._settings import CONFIG_ENV, Settings
 from aggregator._transport import Transport
 from contracts import BatchEntry, BatchRequest, BatchResponse, Problem
 
@@ -469,8 +469,11 @@ async def gunicorn_app() -> web.Application:
     aiohttp.GunicornUVLoopWebWorker``; the file is ``$STATUS_AGGREGATOR_CONFIG``.
     """
     import os
+    import sys
 
-    from aggregator._cli import CONFIG_ENV
-
-    settings = Settings.from_file(os.environ.get(CONFIG_ENV, "aggregator.toml"), env=os.environ)
+    try:
+        settings = Settings.from_file(os.environ.get(CONFIG_ENV, "aggregator.toml"), env=os.environ)
+    except ConfigError as exc:
+        print(f"status-aggregator: {exc}", file=sys.stderr)
+        raise SystemExit(3) from None  # gunicorn's "worker failed to boot": no respawning
     return process_app(settings)

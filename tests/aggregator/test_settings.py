@@ -108,6 +108,7 @@ def test_environment_variables_override_single_values() -> None:
         "STATUS_AGGREGATOR_GATEWAY__AUTH__ENABLED": "true",
         "STATUS_AGGREGATOR_GATEWAY__AUTH__KEYS": '{"k-0123456789abcdef": "acme"}',
         "UNRELATED": "x",
+        "STATUS_AGGREGATOR_CONFIG": "/etc/aggregator.toml",  # the file's name, not a setting
     }
     settings = Settings.from_toml(MINIMAL, env=env)
     assert settings.deadline_ms == 650

@@ -296,3 +296,42 @@ async def test_init_writes_the_example_and_serve_names_it(tmp_path: Path) -> Non
     assert code == 2 and "already exists; pass --force" in err
     code, out, _ = await run("check-config", str(target))
     assert code == 0 and out.startswith(f"{target}: ok")
+
+
+async def test_gunicorn_serves_the_gateway_with_its_aiohttp_worker(
+    tmp_path: Path, participants: LoopbackParticipants
+) -> None:
+    """The README's gunicorn command, as the gunicorn extra installs it."""
+    healthy(participants)
+    config = write_config(tmp_path / "a.toml", participants)
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        Path(sys.executable).parent / "gunicorn",
+        "aggregator.gateway:gunicorn_app",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        "aiohttp.GunicornUVLoopWebWorker",
+        # HOME: where newer gunicorns put their control socket, kept to this test.
+        env={**os.environ, "STATUS_AGGREGATOR_CONFIG": str(config), "HOME": str(tmp_path)},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as client:
+            url = f"http://127.0.0.1:{port}/workflows/order-42/status"
+            for _ in range(400):  # until it listens: a bounded wait for start-up
+                try:
+                    async with client.get(url) as response:
+                        status, body = response.status, await response.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("gunicorn did not start")
+        assert status == 200 and body["status"] == "in_transit"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
