@@ -59,10 +59,11 @@ class Flight:
     cancelled too.
     """
 
-    __slots__ = ("callers", "ends", "result", "shared", "task", "waiters")
+    __slots__ = ("allowed", "callers", "ends", "result", "shared", "task", "waiters")
 
-    def __init__(self, ends: float) -> None:
+    def __init__(self, ends: float, allowed: float) -> None:
         self.ends = ends  # event-loop time by which the call has ended, one way or another
+        self.allowed = allowed  # the seconds it was given: its timeout, or less
         self.result: Part | BaseException | None = None  # what the call ended with
         self.waiters: list[asyncio.Future[Part]] = []
         self.task: asyncio.Task[None] | None = None
@@ -209,8 +210,9 @@ class ParticipantClient:
         """
         flight = self._inflight.get(key)
         if flight is None:
-            ends = min(deadline, self._loop.time() + self._timeout)
-            flight = self._inflight[key] = Flight(ends)
+            now = self._loop.time()
+            ends = min(deadline, now + self._timeout)
+            flight = self._inflight[key] = Flight(ends, ends - now)
             flight.task = self._loop.create_task(self._fly(key, flight, segment, headers))
         else:
             self.stats.coalesced += 1
@@ -266,7 +268,7 @@ class ParticipantClient:
     ) -> None:
         """A flight's task: one call, whose part every caller waiting for it gets."""
         try:
-            part = await self._fetch(key, segment, flight.ends, headers)
+            part = await self._fetch(key, segment, flight.ends, flight.allowed, headers)
         except BaseException as exc:  # the callers get it, as if they awaited the call
             self._settle(key, flight, exc)
             if not isinstance(exc, Exception):
@@ -280,7 +282,12 @@ class ParticipantClient:
         flight.settle(result)
 
     async def _fetch(
-        self, key: Key, segment: str, call_deadline: float, headers: Mapping[str, str]
+        self,
+        key: Key,
+        segment: str,
+        call_deadline: float,
+        allowed: float,
+        headers: Mapping[str, str],
     ) -> Part:
         """One protected call, ending by ``call_deadline`` (event-loop time) at the latest."""
         self.stats.fetches += 1
@@ -294,7 +301,7 @@ class ParticipantClient:
         assert task is not None
         timer = loop.call_at(call_deadline, self._expire, task)
         try:
-            part = await self._ask(key[1], segment, started, call_deadline, headers)
+            part = await self._ask(key[1], segment, allowed, call_deadline, headers)
         finally:
             timer.cancel()
             self._expired.discard(task)
@@ -308,7 +315,7 @@ class ParticipantClient:
         self,
         workflow_id: str,
         segment: str,
-        started: float,
+        allowed: float,
         call_deadline: float,
         headers: Mapping[str, str],
     ) -> Part:
@@ -332,7 +339,7 @@ class ParticipantClient:
             detail = {
                 ErrorKind.BULKHEAD_FULL: "too many calls in flight to this participant",
                 ErrorKind.THROTTLED: "rate limit reached for this participant",
-            }.get(stage, f"no answer within {round((call_deadline - started) * 1000)} ms")
+            }.get(stage, f"no answer within {round(allowed * 1000)} ms")
             return failure(Outcome.UNAVAILABLE, stage, detail)
         if isinstance(answer, Part):  # the breaker refused the call
             return answer
