@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -109,6 +110,20 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         return 0
     if port == 0:
         raise CliError("--workers needs a fixed --port: the workers share it", 2)
+    from .gateway._workers import DIRECTORY_ENV
+
+    if os.environ.get(DIRECTORY_ENV):
+        return _serve_workers(settings, host, port, workers)
+    # The workers' shared metrics directory: theirs alone, gone when they are.
+    with tempfile.TemporaryDirectory(prefix="status-aggregator-metrics-") as shared:
+        os.environ[DIRECTORY_ENV] = shared
+        try:
+            return _serve_workers(settings, host, port, workers)
+        finally:
+            del os.environ[DIRECTORY_ENV]
+
+
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=_serve_worker, args=(settings, host, port), name=f"worker-{n}")

@@ -6,11 +6,13 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -43,6 +45,7 @@ from ._render import (
     status_code,
     strictest_privacy,
 )
+from ._workers import DIRECTORY_ENV, Exchange
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -451,6 +454,8 @@ def process_app(settings: Settings) -> web.Application:
 
     Logging is set up for the process, and once the aggregator is open the
     garbage collector is tuned for a long-running server (see ``_collector``).
+    With ``$PROMETHEUS_MULTIPROC_DIR`` set, the process is one of several workers
+    and ``/metrics`` adds the others' counts to its own (see ``_workers``).
     """
     configure_logging(settings.gateway.log_format)
     app = create_app(settings)
@@ -459,6 +464,19 @@ def process_app(settings: Settings) -> web.Application:
         tune_collector(settings.gateway.gc_young_threshold)
 
     app.on_startup.append(tune)
+    shared = os.environ.get(DIRECTORY_ENV)
+    if shared:
+        metrics = app[GATEWAY].metrics
+
+        async def exchange(_: web.Application) -> AsyncIterator[None]:
+            worker = Exchange(Path(shared), metrics)
+            metrics.others = worker.others
+            task = asyncio.create_task(worker.run())
+            yield
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        app.cleanup_ctx.append(exchange)
     return app
 
 
@@ -468,7 +486,6 @@ async def gunicorn_app() -> web.Application:
     ``gunicorn 'aggregator.gateway:gunicorn_app' --worker-class
     aiohttp.GunicornUVLoopWebWorker``; the file is ``$STATUS_AGGREGATOR_CONFIG``.
     """
-    import os
     import sys
 
     try:

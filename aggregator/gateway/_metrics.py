@@ -1,12 +1,28 @@
-"""Prometheus metrics: the gateway's requests and each participant's calls."""
+"""Prometheus metrics: the gateway's requests and each participant's calls, for the
+whole service even when several worker processes serve it.
+
+Observations on the hot path are a few list increments in the process that made
+them (prometheus-client's Counter and Histogram take a lock on every increment,
+about a microsecond each, which a single-threaded event loop does not need). At
+scrape time they become one ``Counts`` value; with workers sharing a directory
+(``_workers``), the scraped worker adds the others' latest counts to its own.
+"""
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -18,142 +34,230 @@ from prometheus_client.registry import Collector
 from aggregator._aggregator import StatusAggregator
 from aggregator._breaker import BreakerState
 from aggregator._part import Part
+from aggregator._version import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_PARTICIPANT_COUNTERS = {
+    "cache_hits": ("Parts served from the fresh cache.", "cache_hits"),
+    "cache_misses": ("Upstream calls started (cache misses).", "fetches"),
+    "coalesced_waits": ("Callers that joined a call already in flight.", "coalesced"),
+    "stale_served": ("Parts served stale because a live fetch failed.", "stale_served"),
+    "retries": ("Retries after connection errors and retryable statuses.", "retries"),
+}
+
+Labels = tuple[str, ...]
 
 
-class _AggregatorCollector(Collector):
-    """Reads the aggregator's own counters at scrape time: nothing on the hot path."""
+def _new_buckets() -> list[float]:
+    return [0.0] * (len(_LATENCY_BUCKETS) + 2)  # buckets..., +Inf, sum
 
-    def __init__(self, aggregator: StatusAggregator) -> None:
-        self._aggregator = aggregator
+
+@dataclass
+class Counts:
+    """One process's counts (or several processes', summed): plain data, so a worker
+    can hand it to another as JSON."""
+
+    requests: dict[Labels, int] = field(default_factory=dict)  # (route, method, status)
+    latency: dict[Labels, list[float]] = field(default_factory=dict)  # (route,)
+    calls: dict[Labels, list[float]] = field(default_factory=dict)  # (participant, outcome)
+    participants: dict[Labels, int] = field(default_factory=dict)  # (counter, participant)
+    parts: dict[Labels, int] = field(default_factory=dict)  # (participant, outcome)
+    circuits: dict[Labels, int] = field(default_factory=dict)  # (participant, state): workers
+    in_flight: int = 0
+
+    def add(self, other: Counts) -> None:
+        for mine, theirs in (
+            (self.requests, other.requests),
+            (self.participants, other.participants),
+            (self.parts, other.parts),
+            (self.circuits, other.circuits),
+        ):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        for mine_h, theirs_h in ((self.latency, other.latency), (self.calls, other.calls)):
+            for key, buckets in theirs_h.items():
+                held = mine_h.setdefault(key, _new_buckets())
+                for index, observed in enumerate(buckets):
+                    held[index] += observed
+        self.in_flight += other.in_flight
+
+    def without_gauges(self) -> Counts:
+        """The counters alone: what a worker that has exited still counts for."""
+        return Counts(self.requests, self.latency, self.calls, self.participants, self.parts, {}, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            name: [[*key, value] for key, value in getattr(self, name).items()]
+            for name in ("requests", "latency", "calls", "participants", "parts", "circuits")
+        } | {"in_flight": self.in_flight}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Counts:
+        def table(name: str) -> dict[Labels, Any]:
+            return {tuple(str(label) for label in row[:-1]): row[-1] for row in data[name]}
+
+        return cls(
+            requests=table("requests"),
+            latency=table("latency"),
+            calls=table("calls"),
+            participants=table("participants"),
+            parts=table("parts"),
+            circuits=table("circuits"),
+            in_flight=int(data["in_flight"]),
+        )
+
+
+def _observe(histogram: dict[Labels, list[float]], key: Labels, seconds: float) -> None:
+    buckets = histogram.get(key)
+    if buckets is None:
+        buckets = histogram[key] = _new_buckets()
+    buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+    buckets[-1] += seconds
+
+
+def _histogram(
+    name: str, help_text: str, labels: list[str], data: dict[Labels, list[float]]
+) -> Metric:
+    family = HistogramMetricFamily(name, help_text, labels=labels)
+    bounds = [*(str(b) for b in _LATENCY_BUCKETS), "+Inf"]
+    for key, buckets in sorted(data.items()):
+        cumulative = list(accumulate(buckets[:-1]))
+        family.add_metric(list(key), list(zip(bounds, cumulative, strict=True)), buckets[-1])
+    return family
+
+
+def families(counts: Counts) -> Iterator[Metric]:
+    """The metric families of ``counts``."""
+    requests = CounterMetricFamily(
+        "aggregator_http_requests", "HTTP requests answered.", labels=["route", "method", "status"]
+    )
+    for (route, method, status), count in sorted(counts.requests.items()):
+        requests.add_metric([route, method, str(status)], count)
+    yield requests
+    yield _histogram(
+        "aggregator_http_request_duration_seconds",
+        "Time to answer an HTTP request.",
+        ["route"],
+        counts.latency,
+    )
+    yield _histogram(
+        "aggregator_participant_call_duration_seconds",
+        "Upstream calls to participants, by outcome.",
+        ["participant", "outcome"],
+        counts.calls,
+    )
+    in_flight = GaugeMetricFamily("aggregator_http_requests_in_flight", "Requests being answered.")
+    in_flight.add_metric([], counts.in_flight)
+    yield in_flight
+    for name, (help_text, _) in _PARTICIPANT_COUNTERS.items():
+        family = CounterMetricFamily(
+            f"aggregator_participant_{name}", help_text, labels=["participant"]
+        )
+        for (counter, participant), value in sorted(counts.participants.items()):
+            if counter == name:
+                family.add_metric([participant], value)
+        yield family
+    parts = CounterMetricFamily(
+        "aggregator_participant_parts",
+        "Parts in answers, by outcome.",
+        labels=["participant", "outcome"],
+    )
+    for (participant, outcome), value in sorted(counts.parts.items()):
+        parts.add_metric([participant, outcome], value)
+    yield parts
+    circuit = GaugeMetricFamily(
+        "aggregator_participant_circuit_state",
+        "Workers whose circuit breaker for the participant is in this state (1 per worker).",
+        labels=["participant", "state"],
+    )
+    for (participant, state), workers in sorted(counts.circuits.items()):
+        circuit.add_metric([participant, state], workers)
+    yield circuit
+
+
+class _Service(Collector):
+    """This process's counts, plus those of the other workers when there are some."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        stats = self._aggregator.stats()
-        counters = {
-            "cache_hits": ("Parts served from the fresh cache.", "cache_hits"),
-            "cache_misses": ("Upstream calls started (cache misses).", "fetches"),
-            "coalesced_waits": ("Callers that joined a call already in flight.", "coalesced"),
-            "stale_served": ("Parts served stale because a live fetch failed.", "stale_served"),
-            "retries": ("Retries after connection errors.", "retries"),
-        }
-        for name, (help_text, attribute) in counters.items():
-            family = CounterMetricFamily(
-                f"aggregator_participant_{name}", help_text, labels=["participant"]
-            )
-            for participant, counts in stats.items():
-                family.add_metric([participant], getattr(counts, attribute))
-            yield family
-        parts = CounterMetricFamily(
-            "aggregator_participant_parts",
-            "Parts in answers, by outcome.",
-            labels=["participant", "outcome"],
-        )
-        for participant, counts in stats.items():
-            for outcome, count in sorted(counts.outcomes.items()):
-                parts.add_metric([participant, str(outcome)], count)
-        yield parts
-        circuit = GaugeMetricFamily(
-            "aggregator_participant_circuit_state",
-            "1 for the circuit breaker's current state.",
-            labels=["participant", "state"],
-        )
-        for participant, current in self._aggregator.breaker_states().items():
-            for state in BreakerState:
-                circuit.add_metric([participant, state.value], 1.0 if state is current else 0.0)
-        yield circuit
-
-
-class _Latencies:
-    """A histogram by label values, counted without locks (see ``_RequestCounts``)."""
-
-    __slots__ = ("_counts", "_help", "_labels", "_name")
-
-    def __init__(self, name: str, help_text: str, labels: list[str]) -> None:
-        self._name = name
-        self._help = help_text
-        self._labels = labels
-        self._counts: dict[tuple[str, ...], list[float]] = {}  # buckets..., +Inf, sum
-
-    def observe(self, values: tuple[str, ...], seconds: float) -> None:
-        counts = self._counts.get(values)
-        if counts is None:
-            counts = self._counts[values] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
-        counts[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        counts[-1] += seconds
-
-    def family(self) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(self._name, self._help, labels=self._labels)
-        bounds = [*(str(b) for b in _LATENCY_BUCKETS), "+Inf"]
-        for values, counts in sorted(self._counts.items()):
-            cumulative = list(accumulate(counts[:-1]))
-            family.add_metric(list(values), list(zip(bounds, cumulative, strict=True)), counts[-1])
-        return family
-
-
-class _RequestCounts(Collector):
-    """Requests answered, their latency and each upstream call's, counted on the
-    hot path without locks.
-
-    prometheus-client's Counter and Histogram take a lock on every increment,
-    which a single-threaded event loop does not need and which costs about a
-    microsecond each; here an observation is a few list increments, and the
-    families are built when scraped.
-    """
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, int], list[int]] = {}
-        self._latency = _Latencies(
-            "aggregator_http_request_duration_seconds", "Time to answer an HTTP request.", ["route"]
-        )
-        self.calls = _Latencies(
-            "aggregator_participant_call_duration_seconds",
-            "Upstream calls to participants, by outcome.",
-            ["participant", "outcome"],
-        )
-
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        count = self._counts.get((route, method, status))
-        if count is None:
-            count = self._counts[(route, method, status)] = [0]
-        count[0] += 1
-        self._latency.observe((route,), seconds)
-
-    def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "aggregator_http_requests",
-            "HTTP requests answered.",
-            labels=["route", "method", "status"],
-        )
-        for (route, method, status), count in sorted(self._counts.items()):
-            requests.add_metric([route, method, str(status)], count[0])
-        yield requests
-        yield self._latency.family()
-        yield self.calls.family()
+        counts = self._metrics.counts()
+        for other in self._metrics.others():
+            counts.add(other)
+        yield from families(counts)
 
 
 class GatewayMetrics:
-    """One registry per gateway, so several gateways in a process never collide."""
+    """One registry per gateway, so several gateways in a process never collide.
+
+    ``others`` returns the other workers' counts (``_workers.Exchange``); by default
+    there are none.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._requests = _RequestCounts()
-        self.registry.register(self._requests)
-        self.observe_request = self._requests.observe
-        self.in_flight = Gauge(
-            "aggregator_http_requests_in_flight", "Requests being answered.", registry=self.registry
+        self._requests: dict[tuple[str, str, int], list[int]] = {}
+        self._latency: dict[Labels, list[float]] = {}
+        self._calls: dict[Labels, list[float]] = {}
+        self._aggregator: StatusAggregator | None = None
+        self._in_flight: Callable[[], float] = lambda: 0
+        self.others: Callable[[], Iterable[Counts]] = tuple
+        self.registry.register(_Service(self))
+        # The process answering the scrape (its memory, CPU and collector), and the version.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        build = GaugeMetricFamily(
+            "aggregator_build_info", "The running version; always 1.", labels=["version"]
         )
-        self._calls = self._requests.calls
+        build.add_metric([__version__], 1)
+        self.registry.register(_Fixed([build]))
 
-    def count_in_flight(self, read: Callable[[], float]) -> None:
-        self.in_flight.set_function(read)
-
-    def watch(self, aggregator: StatusAggregator) -> None:
-        self.registry.register(_AggregatorCollector(aggregator))
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        count = self._requests.get((route, method, status))
+        if count is None:
+            count = self._requests[(route, method, status)] = [0]
+        count[0] += 1
+        _observe(self._latency, (route,), seconds)
 
     def fetched(self, participant: str, part: Part, seconds: float) -> None:
-        self._calls.observe((participant, part.outcome), seconds)  # a str: no .value
+        _observe(self._calls, (participant, part.outcome), seconds)  # a str: no .value
+
+    def count_in_flight(self, read: Callable[[], float]) -> None:
+        self._in_flight = read
+
+    def watch(self, aggregator: StatusAggregator) -> None:
+        self._aggregator = aggregator
+
+    def counts(self) -> Counts:
+        """This process's counts now."""
+        counts = Counts(
+            requests={(r, m, str(s)): value[0] for (r, m, s), value in self._requests.items()},
+            latency={key: list(value) for key, value in self._latency.items()},
+            calls={key: list(value) for key, value in self._calls.items()},
+            in_flight=int(self._in_flight()),
+        )
+        aggregator = self._aggregator
+        if aggregator is not None:
+            for participant, stats in aggregator.stats().items():
+                for name, (_, attribute) in _PARTICIPANT_COUNTERS.items():
+                    counts.participants[(name, participant)] = getattr(stats, attribute)
+                for outcome, value in stats.outcomes.items():
+                    counts.parts[(participant, str(outcome))] = value
+            for participant, current in aggregator.breaker_states().items():
+                for state in BreakerState:
+                    counts.circuits[(participant, state.value)] = int(state is current)
+        return counts
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, fixed: list[Metric]) -> None:
+        self._fixed = fixed
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._fixed

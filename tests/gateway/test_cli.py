@@ -335,3 +335,88 @@ async def test_gunicorn_serves_the_gateway_with_its_aiohttp_worker(
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0
+
+
+def _workflow_requests(metrics: str) -> int:
+    total = 0
+    for line in metrics.splitlines():
+        if (
+            line.startswith("aggregator_http_requests_total{")
+            and "/workflows/{workflow_id}" in line
+        ):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+@pytest.mark.parametrize("runner", ["serve", "gunicorn"])
+async def test_metrics_count_the_whole_service_across_workers(
+    tmp_path: Path, participants: LoopbackParticipants, runner: str
+) -> None:
+    """N requests spread over two workers: a scrape reaching either shows N."""
+    healthy(participants)
+    config = write_config(tmp_path / "a.toml", participants)
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "STATUS_AGGREGATOR_CONFIG": str(config),
+        "PROMETHEUS_MULTIPROC_DIR": str(shared),
+        "HOME": str(tmp_path),
+    }
+    if runner == "serve":
+        command = [
+            sys.executable,
+            "-m",
+            "aggregator",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+        ]
+    else:
+        command = [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "aggregator.gateway:gunicorn_app",
+            *("--bind", f"127.0.0.1:{port}", "--workers", "2", "--reuse-port"),
+            *("--worker-class", "aiohttp.GunicornUVLoopWebWorker"),
+        ]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    requests = 40
+    try:
+        # A connection each, so the kernel spreads them over both workers.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as client:
+            for _ in range(400):  # until it listens: a bounded wait for start-up
+                try:
+                    async with client.get(f"{base}/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            for n in range(requests):
+                async with client.get(f"{base}/workflows/order-{n}/status") as response:
+                    assert response.status == 200
+            for _ in range(200):  # each worker writes its counts once a second
+                async with client.get(f"{base}/metrics") as response:
+                    scraped = _workflow_requests(await response.text())
+                if scraped == requests:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 60)
+    assert scraped == requests
+    # Each worker wrote its counts as it stopped: both served some of them.
+    per_worker = [_workflow_requests_in(p) for p in shared.glob("status-aggregator-*.json")]
+    assert len(per_worker) == 2 and sum(per_worker) == requests, per_worker
+    assert all(0 < count < requests for count in per_worker), per_worker
+
+
+def _workflow_requests_in(path: Path) -> int:
+    data = json.loads(path.read_text())
+    return sum(row[-1] for row in data["requests"] if row[0].startswith("/workflows/{"))
