@@ -288,7 +288,9 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--json", action="store_true", help="print the JSON answer")
 
     check = commands.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file")
+    check.add_argument(
+        "file", nargs="?", help=f"TOML file (default: ${CONFIG_ENV} or aggregator.toml)"
+    )
     write = commands.add_parser("init", help="write a commented example configuration")
     write.add_argument("file", nargs="?", default="aggregator.toml", help="(default: %(default)s)")
     write.add_argument("--force", action="store_true", help="replace an existing file")
@@ -336,7 +338,7 @@ def _main(argv: list[str]) -> int:
             return show_status(args)
         if args.command == "init":
             return init(Path(args.file), force=args.force)
-        return check_config(Path(args.file))
+        return check_config(_config_path(args.file))
     except CliError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.code

@@ -280,9 +280,18 @@ class Settings(_Settings):
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
-        if env is not None:
-            data = _deep_merge(data, _env_overrides(env))
-        return cls.from_mapping(data, origin=origin)
+        if env is None:
+            return cls.from_mapping(data, origin=origin)
+        overrides, variables = _env_overrides(env)
+        try:
+            return cls.from_mapping(_deep_merge(data, overrides), origin=origin)
+        except ConfigError as exc:
+            # A value the environment gave is blamed on its variable, not on the file.
+            problem = str(exc).removeprefix(f"{origin}: ")
+            for path, variable in variables.items():
+                if problem.startswith(f"{'.'.join(path)}:") or f"{'.'.join(path)} (" in problem:
+                    raise ConfigError(f"environment: {variable}: {problem}") from None
+            raise
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None) -> Settings:
@@ -299,11 +308,13 @@ class Settings(_Settings):
         return cls.from_toml(text, origin=str(path), env=env)
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     """``STATUS_AGGREGATOR_*`` variables as nested values, each converted as its
-    setting's type needs: strings as they are, anything else as JSON. A variable
-    that names no setting, or a value that is not JSON, is refused by name."""
+    setting's type needs: strings as they are, anything else as JSON, and which
+    variable set each path. A variable that names no setting, or a value that is
+    not JSON, is refused by name."""
     overrides: dict[str, Any] = {}
+    variables: dict[tuple[str, ...], str] = {}
     for variable, raw in env.items():
         if not variable.upper().startswith(ENV_PREFIX) or variable.upper() == CONFIG_ENV:
             continue
@@ -324,7 +335,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         for step in path[:-1]:
             target = target.setdefault(step, {})
         target[path[-1]] = value
-    return overrides
+        variables[tuple(path)] = variable
+    return overrides, variables
 
 
 def _textual(model: type[BaseModel], path: list[str]) -> bool | None:

@@ -252,14 +252,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--duration", type=float, help="end after this many seconds, with a summary"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--host", default=defaults.host)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="makes a run repeatable (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--host", default=defaults.host, help="address to listen on (default: %(default)s)"
+    )
     for name in ("gateway", "payment", "inventory", "shipping"):
         parser.add_argument(
-            f"--{name}-port", type=int, default=getattr(defaults, f"{name}_port"), metavar="PORT"
+            f"--{name}-port",
+            type=int,
+            default=getattr(defaults, f"{name}_port"),
+            metavar="PORT",
+            help=f"the {name}'s port (default: %(default)s; 0: any free one)",
         )
     parser.add_argument(
-        "--order-every", type=float, default=defaults.order_every, metavar="SECONDS"
+        "--order-every",
+        type=float,
+        default=defaults.order_every,
+        metavar="SECONDS",
+        help="a new order this often (default: %(default)g)",
     )
     parser.add_argument(
         "--outage-every",
@@ -275,8 +290,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a participant stays dark (default: %(default)g)",
     )
-    parser.add_argument("--min-delay", type=float, default=defaults.min_delay, metavar="SECONDS")
-    parser.add_argument("--max-delay", type=float, default=defaults.max_delay, metavar="SECONDS")
+    parser.add_argument(
+        "--min-delay",
+        type=float,
+        default=defaults.min_delay,
+        metavar="SECONDS",
+        help="shortest time a participant takes for a step (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-delay",
+        type=float,
+        default=defaults.max_delay,
+        metavar="SECONDS",
+        help="longest time a participant takes for a step (default: %(default)g)",
+    )
     parser.add_argument("--db-dir", type=Path, help="keep the participants' SQLite files here")
     parser.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
     return parser
