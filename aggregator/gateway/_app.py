@@ -112,6 +112,15 @@ _REQUEST_IDS = itertools.count(1)
 _PROCESS_TAG = secrets.token_hex(8)
 
 
+def _retag() -> None:
+    """A forked worker (gunicorn --preload) gets a tag of its own, not its parent's."""
+    global _PROCESS_TAG
+    _PROCESS_TAG = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_retag)
+
+
 def _new_request_id() -> str:
     """Unique across processes (a random tag) and cheap (a counter): 32 hex digits."""
     return f"{_PROCESS_TAG}{next(_REQUEST_IDS):016x}"

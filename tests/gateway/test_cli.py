@@ -64,20 +64,26 @@ async def serving(*args: str, port: int) -> AsyncIterator[asyncio.subprocess.Pro
     )
     try:
         async with aiohttp.ClientSession() as client:
-            for _ in range(200):
-                try:
-                    async with client.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the gateway did not become ready")
+            await until_answering(client, f"http://127.0.0.1:{port}/readyz")
         yield process
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def until_answering(client: aiohttp.ClientSession, url: str) -> None:
+    """Return once ``url`` answers 200: a server started in another process is ready
+    (a bounded wait for its start-up, 20 s at most)."""
+    for _ in range(400):
+        try:
+            async with client.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} did not answer")
 
 
 async def refused(port: int) -> None:
@@ -321,15 +327,9 @@ async def test_gunicorn_serves_the_gateway_with_its_aiohttp_worker(
     try:
         async with aiohttp.ClientSession() as client:
             url = f"http://127.0.0.1:{port}/workflows/order-42/status"
-            for _ in range(400):  # until it listens: a bounded wait for start-up
-                try:
-                    async with client.get(url) as response:
-                        status, body = response.status, await response.json()
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("gunicorn did not start")
+            await until_answering(client, f"http://127.0.0.1:{port}/readyz")
+            async with client.get(url) as response:
+                status, body = response.status, await response.json()
         assert status == 200 and body["status"] == "in_transit"
     finally:
         process.send_signal(signal.SIGTERM)
@@ -386,21 +386,18 @@ async def test_metrics_count_the_whole_service_across_workers(
         *command, env=env, stderr=asyncio.subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
-    requests = 40
+    requests = 0
+    workers: set[str] = set()  # a request id starts with its process's own tag
     try:
         # A connection each, so the kernel spreads them over both workers.
         connector = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(connector=connector) as client:
-            for _ in range(400):  # until it listens: a bounded wait for start-up
-                try:
-                    async with client.get(f"{base}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            for n in range(requests):
-                async with client.get(f"{base}/workflows/order-{n}/status") as response:
+            await until_answering(client, f"{base}/readyz")
+            while (len(workers) < 2 or requests < 40) and requests < 1_000:
+                async with client.get(f"{base}/workflows/order-{requests}/status") as response:
                     assert response.status == 200
+                    workers.add(response.headers["X-Request-ID"][:16])
+                requests += 1
             for _ in range(200):  # each worker writes its counts once a second
                 async with client.get(f"{base}/metrics") as response:
                     scraped = _workflow_requests(await response.text())
@@ -410,7 +407,7 @@ async def test_metrics_count_the_whole_service_across_workers(
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 60)
-    assert scraped == requests
+    assert len(workers) == 2 and scraped == requests
     # Each worker wrote its counts as it stopped: both served some of them.
     per_worker = [_workflow_requests_in(p) for p in shared.glob("status-aggregator-*.json")]
     assert len(per_worker) == 2 and sum(per_worker) == requests, per_worker

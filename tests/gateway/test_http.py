@@ -410,3 +410,23 @@ async def test_problems_are_never_stored_downstream(participants: LoopbackPartic
         nowhere = await gw.client.get("/nowhere")
     assert [unknown.status, invalid.status, nowhere.status] == [404, 400, 404]
     assert {r.headers["Cache-Control"] for r in (unknown, invalid, nowhere)} == {"no-store"}
+
+
+# The child only writes to a pipe and leaves: no lock another thread holds is touched.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_worker_tags_its_request_ids_anew() -> None:
+    """Request ids are unique across processes, forked ones too (gunicorn --preload)."""
+    import os
+
+    from aggregator.gateway import _app
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its tag, and leave at once
+        os.write(write, _app._new_request_id()[:16].encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 16 and child != _app._new_request_id()[:16]
