@@ -26,9 +26,13 @@ from ._rules import (
 PLACEHOLDER = "{workflow_id}"
 ENV_PREFIX = "STATUS_AGGREGATOR_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"  # names the file; not a setting
+# Kubernetes' service links for a Service named status-aggregator: _SERVICE_HOST,
+# _SERVICE_PORT(_<name>), _PORT, _PORT_<port>_<proto>(_ADDR|_PORT|_PROTO).
+_SERVICE_LINKS = re.compile(r"SERVICE_(HOST|PORT)(_\w+)?|PORT(_\w+)?")
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,512}")
 _TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Millis = Annotated[int, Field(gt=0, le=3_600_000)]
 
@@ -289,7 +293,8 @@ class Settings(_Settings):
             # A value the environment gave is blamed on its variable, not on the file.
             problem = str(exc).removeprefix(f"{origin}: ")
             for path, variable in variables.items():
-                if problem.startswith(f"{'.'.join(path)}:") or f"{'.'.join(path)} (" in problem:
+                dotted = ".".join(path)
+                if problem.startswith((f"{dotted}:", f"{dotted}.")) or f"{dotted} (" in problem:
                     raise ConfigError(f"environment: {variable}: {problem}") from None
             raise
 
@@ -318,6 +323,8 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
     for variable, raw in env.items():
         if not variable.upper().startswith(ENV_PREFIX) or variable.upper() == CONFIG_ENV:
             continue
+        if _SERVICE_LINKS.fullmatch(variable[len(ENV_PREFIX) :].upper()):
+            continue  # what Kubernetes sets for a Service named status-aggregator
         path = variable[len(ENV_PREFIX) :].lower().split("__")
         textual = _textual(Settings, path)
         if textual is None:
@@ -371,7 +378,11 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 def _first_problem(exc: ValidationError) -> str:
     item = exc.errors(include_url=False)[0]
-    where = ".".join(str(step) for step in item["loc"])
+    loc = [str(step) for step in item["loc"]]
+    if loc[:3] == ["gateway", "auth", "keys"] and len(loc) > 3:
+        loc[3] = "<key>"  # a credential is never printed
+    # One line, whatever a quoted TOML key holds.
+    where = _CONTROL.sub(lambda found: repr(found.group())[1:-1], ".".join(loc))
     message = item["msg"].removeprefix("Value error, ")
     more = exc.error_count() - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""

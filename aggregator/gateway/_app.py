@@ -479,7 +479,10 @@ def process_app(settings: Settings) -> web.Application:
 
         async def exchange(_: web.Application) -> AsyncIterator[None]:
             worker = Exchange(Path(shared), metrics)
-            metrics.others = worker.others
+            if not worker.opened():
+                yield
+                return
+            metrics.service = worker.service
             task = asyncio.create_task(worker.run())
             yield
             task.cancel()

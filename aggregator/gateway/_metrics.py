@@ -11,7 +11,7 @@ scrape time they become one ``Counts`` value; with workers sharing a directory
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -94,8 +94,19 @@ class Counts:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Counts:
+        """Counts another worker wrote; ValueError when they are not in this version's
+        shape (an older or a foreign file), which a scrape must never fail on."""
+
         def table(name: str) -> dict[Labels, Any]:
-            return {tuple(str(label) for label in row[:-1]): row[-1] for row in data[name]}
+            rows = {tuple(str(label) for label in row[:-1]): row[-1] for row in data[name]}
+            for value in rows.values():
+                if name in ("latency", "calls"):
+                    if not (isinstance(value, list) and len(value) == len(_new_buckets())):
+                        raise ValueError(f"{name}: not this version's buckets")
+                    value = sum(value)
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    raise ValueError(f"{name}: not a number")
+            return rows
 
         return cls(
             requests=table("requests"),
@@ -177,23 +188,32 @@ def families(counts: Counts) -> Iterator[Metric]:
 
 
 class _Service(Collector):
-    """This process's counts, plus those of the other workers when there are some."""
+    """The service's counts: this process's, or every worker's (``service``); and,
+    with one process only, prometheus-client's ``process_*`` and ``python_gc_*``
+    (per process, they would go up and down with the worker a scrape reaches)."""
 
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
+        self._per_process = (
+            ProcessCollector(registry=None),
+            GCCollector(registry=CollectorRegistry()),  # a registry of its own, read here
+        )
 
     def collect(self) -> Iterator[Metric]:
-        counts = self._metrics.counts()
-        for other in self._metrics.others():
-            counts.add(other)
-        yield from families(counts)
+        service = self._metrics.service
+        if service is not None:
+            yield from families(service())
+            return
+        yield from families(self._metrics.counts())
+        for collector in self._per_process:
+            yield from collector.collect()
 
 
 class GatewayMetrics:
     """One registry per gateway, so several gateways in a process never collide.
 
-    ``others`` returns the other workers' counts (``_workers.Exchange``); by default
-    there are none.
+    ``service``, when set (``_workers.Exchange.service``), gives the counts of every
+    worker serving the port; by default the process's own are the service's.
     """
 
     def __init__(self) -> None:
@@ -203,12 +223,9 @@ class GatewayMetrics:
         self._calls: dict[Labels, list[float]] = {}
         self._aggregator: StatusAggregator | None = None
         self._in_flight: Callable[[], float] = lambda: 0
-        self.others: Callable[[], Iterable[Counts]] = tuple
+        self.service: Callable[[], Counts] | None = None
         self.registry.register(_Service(self))
-        # The process answering the scrape (its memory, CPU and collector), and the version.
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)  # python_info
         build = GaugeMetricFamily(
             "aggregator_build_info", "The running version; always 1.", labels=["version"]
         )

@@ -285,3 +285,44 @@ def test_the_example_file_lists_every_key_with_its_default() -> None:
             assert re.search(rf"^# {re.escape(key)} = ", text, re.M), path
         else:
             assert where.get(key) == default, path
+
+
+def test_kubernetes_service_links_are_not_settings() -> None:
+    """A Service named status-aggregator makes Kubernetes set these in every pod."""
+    env = {
+        "STATUS_AGGREGATOR_PORT": "tcp://10.0.0.1:8080",
+        "STATUS_AGGREGATOR_PORT_8080_TCP": "tcp://10.0.0.1:8080",
+        "STATUS_AGGREGATOR_PORT_8080_TCP_ADDR": "10.0.0.1",
+        "STATUS_AGGREGATOR_SERVICE_HOST": "10.0.0.1",
+        "STATUS_AGGREGATOR_SERVICE_PORT": "8080",
+        "STATUS_AGGREGATOR_SERVICE_PORT_HTTP": "8080",
+    }
+    assert Settings.from_toml(MINIMAL, env=env).gateway.port == 8080
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"STATUS_AGGREGATOR_GATEWAY": '{"portt": 1}'},
+            "environment: STATUS_AGGREGATOR_GATEWAY: gateway.portt: Extra inputs",
+        ),
+        (
+            {"STATUS_AGGREGATOR_GATEWAY__AUTH__KEYS": '{"secret-0123456789abcdef": 5}'},
+            "environment: STATUS_AGGREGATOR_GATEWAY__AUTH__KEYS: gateway.auth.keys.<key>: ",
+        ),
+    ],
+)
+def test_a_table_from_the_environment_is_blamed_on_its_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_toml(MINIMAL, origin="a.toml", env=env)
+    assert str(caught.value).startswith(message)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_key_holding_a_newline_is_named_on_one_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_toml(MINIMAL + '[cache]\n"ttl\\nms" = 5\n')
+    assert "\n" not in str(caught.value) and "ttl\\nms" in str(caught.value)
