@@ -269,41 +269,21 @@ def _parser() -> argparse.ArgumentParser:
             metavar="PORT",
             help=f"the {name}'s port (default: %(default)s; 0: any free one)",
         )
-    parser.add_argument(
-        "--order-every",
-        type=float,
-        default=defaults.order_every,
-        metavar="SECONDS",
-        help="a new order this often (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--outage-every",
-        type=float,
-        default=defaults.outage_every,
-        metavar="SECONDS",
-        help="normal running before each outage (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--outage-for",
-        type=float,
-        default=defaults.outage_for,
-        metavar="SECONDS",
-        help="how long a participant stays dark (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--min-delay",
-        type=float,
-        default=defaults.min_delay,
-        metavar="SECONDS",
-        help="shortest time a participant takes for a step (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--max-delay",
-        type=float,
-        default=defaults.max_delay,
-        metavar="SECONDS",
-        help="longest time a participant takes for a step (default: %(default)g)",
-    )
+    durations = {
+        "order_every": "a new order this often",
+        "outage_every": "normal running before each outage",
+        "outage_for": "how long a participant stays dark",
+        "min_delay": "shortest time a participant takes for a step",
+        "max_delay": "longest time a participant takes for a step",
+    }
+    for field_name, meaning in durations.items():
+        parser.add_argument(
+            f"--{field_name.replace('_', '-')}",
+            type=float,
+            default=getattr(defaults, field_name),
+            metavar="SECONDS",
+            help=f"{meaning} (default: %(default)g)",
+        )
     parser.add_argument("--db-dir", type=Path, help="keep the participants' SQLite files here")
     parser.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
     return parser
