@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -131,17 +132,39 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> in
     ]
     for child in children:
         child.start()
+    stopping = False
 
-    def stop(signum: int, _: object) -> None:
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             if child.pid is not None and child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for child in children:
-        child.join()
-    return max(child.exitcode or 0 for child in children)
+    # A worker that ends unasked (killed, crashed) takes the service down with exit 1,
+    # so that whatever supervises it starts it again: no half of the port goes dark.
+    running = {child.sentinel: child for child in children}
+    failed = False
+    while running:
+        for ended in multiprocessing.connection.wait(list(running)):
+            assert isinstance(ended, int)  # a process sentinel
+            child = running.pop(ended)
+            child.join()
+            code = child.exitcode or 0
+            # Asked to stop, a worker still starting ends by the signal itself.
+            if code == 0 or (stopping and code == -signal.SIGTERM):
+                continue
+            failed = True
+            if not stopping:
+                how = f"by signal {-code}" if code < 0 else f"with exit code {code}"
+                print(
+                    f"{PROG}: {child.name} (pid {child.pid}) ended {how}; stopping the others",
+                    file=sys.stderr,
+                )
+                stop()
+    return 1 if failed else 0
 
 
 # --- status ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -68,6 +69,9 @@ async def serving(*args: str, port: int) -> AsyncIterator[asyncio.subprocess.Pro
         yield process
     finally:
         if process.returncode is None:
+            for worker in await asyncio.to_thread(worker_pids, process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGKILL)  # none is left holding the port
             process.kill()
             await process.wait()
 
@@ -417,3 +421,27 @@ async def test_metrics_count_the_whole_service_across_workers(
 def _workflow_requests_in(path: Path) -> int:
     data = json.loads(path.read_text())
     return sum(row[-1] for row in data["requests"] if row[0].startswith("/workflows/{"))
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The serve process's workers (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [
+        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+async def test_a_worker_that_dies_takes_the_service_down_with_exit_1(
+    tmp_path: Path, participants: LoopbackParticipants
+) -> None:
+    """Not half a port served in silence: whatever supervises serve restarts it."""
+    config = write_config(tmp_path / "a.toml", participants)
+    port = free_port()
+    async with serving("--config", str(config), "--workers", "2", port=port) as process:
+        workers = await asyncio.to_thread(worker_pids, process.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        assert await asyncio.wait_for(process.wait(), 60) == 1
+        assert process.stderr is not None
+        err = (await process.stderr.read()).decode()
+    assert f"(pid {workers[0]}) ended by signal 9; stopping the others" in err
