@@ -424,11 +424,15 @@ def _workflow_requests_in(path: Path) -> int:
 
 
 def worker_pids(parent: int) -> list[int]:
-    """The serve process's workers (not multiprocessing's resource tracker)."""
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return [
-        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    """The serve process's workers (not multiprocessing's resource tracker); a
+    process that has ended meanwhile is left out."""
+    workers = []
+    with contextlib.suppress(OSError):
+        for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    workers.append(int(pid))
+    return workers
 
 
 async def test_a_worker_that_dies_takes_the_service_down_with_exit_1(
