@@ -26,10 +26,6 @@ class Part:
     error: PartError | None = None
     directives: Directives = NONE
 
-    @property
-    def shown(self) -> bool:
-        return self.source is not None
-
 
 def failure(outcome: Outcome, kind: ErrorKind, detail: str) -> Part:
     """A part that could not be fetched and has nothing to show."""

@@ -95,10 +95,6 @@ def _first(schema: Schema, root: Schema, key: str) -> Schema | None:
     return None
 
 
-def _widens(old: set[str], new: set[str]) -> bool:
-    return bool(new - old - ({"number"} if "integer" in old and "number" in new else set()))
-
-
 def compare(old: Schema, new: Schema) -> list[Change]:
     """Every change between two schemas of the same model, deepest paths included."""
     changes: list[Change] = []
