@@ -196,15 +196,15 @@ async def _embedded(settings: Settings, workflow_id: str) -> dict[str, Any]:
     """The status, asking the participants directly; like the gateway, an answer
     that is not a status (no participant knows the workflow, or none could be
     read) is an error, exit code 1."""
-    from .gateway._render import status_code  # the gateway's rule, in one place
+    from .gateway._render import NOT_FOUND_DETAIL, code_of  # the gateway's rule, in one place
 
     # Each part shows why it failed; the full detail lines are for a gateway's log.
     logging.getLogger("aggregator.client").addHandler(logging.NullHandler())
     async with StatusAggregator(settings) as agg:
-        status = await agg.status(workflow_id)
-    code = status_code(status)
+        answer = await agg.answer(workflow_id)
+    code, status = code_of(answer), answer.status()
     if code == 404:
-        raise CliError(f"{workflow_id}: no participant has a record of this workflow", 1)
+        raise CliError(f"{workflow_id}: {NOT_FOUND_DETAIL}", 1)
     if code != 200:
         reasons = "; ".join(
             f"{name}: {part.error.detail if part.error else part.outcome}"

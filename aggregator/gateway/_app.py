@@ -40,9 +40,11 @@ from ._problems import problem, problem_body
 from ._render import (
     COMPLETE_HEADER,
     MAX_IF_NONE_MATCH,
+    NOT_FOUND_DETAIL,
+    UNAVAILABLE_DETAIL,
     ResponseMemo,
     answer_response,
-    status_code,
+    code_of,
     strictest_privacy,
 )
 from ._workers import DIRECTORY_ENV, Exchange
@@ -340,8 +342,8 @@ async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamRespon
     results = []
     for entry in entries:
         if entry is None:
-            status = next(given).status()
-            code = status_code(status)
+            answer = next(given)
+            status, code = answer.status(), code_of(answer)
             entry = BatchEntry(
                 workflow_id=status.workflow_id,
                 http_status=code,
@@ -359,14 +361,8 @@ async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamRespon
 
 def _batch_problem(code: int) -> Problem:
     if code == 404:
-        return problem_body(
-            "workflow-not-found", 404, "no participant has a record of this workflow"
-        )
-    return problem_body(
-        "participants-unavailable",
-        503,
-        "no participant could be read and nothing cached can stand in",
-    )
+        return problem_body("workflow-not-found", 404, NOT_FOUND_DETAIL)
+    return problem_body("participants-unavailable", 503, UNAVAILABLE_DETAIL)
 
 
 async def healthz(_: web.Request, __: Gateway) -> web.StreamResponse:

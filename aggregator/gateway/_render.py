@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from aggregator._answer import Answer, Rendering
-from contracts import Outcome, WorkflowStatus
 
 from ._problems import problem
 
@@ -23,12 +22,15 @@ def http_status(*, known: bool, unknown_everywhere: bool) -> int:
     return 404 if unknown_everywhere else 503
 
 
-def status_code(status: WorkflowStatus) -> int:
-    parts = status.participants.values()
-    return http_status(
-        known=any(part.view is not None for part in parts),
-        unknown_everywhere=all(part.outcome is Outcome.NOT_FOUND for part in parts),
-    )
+NOT_FOUND_DETAIL = "no participant has a record of this workflow"
+UNAVAILABLE_DETAIL = "no participant could be read and nothing cached can stand in"
+
+
+def code_of(answer: Answer) -> int:
+    """The HTTP status of an answer (single, batch entry, or the CLI's exit code),
+    read from what its rendering already knows."""
+    rendering = answer.rendering
+    return http_status(known=rendering.known, unknown_everywhere=rendering.unknown_everywhere)
 
 
 def _matches(if_none_match: str, tag: str) -> bool:
@@ -104,14 +106,9 @@ def answer_response(
     ``private``.
     """
     rendering = answer.rendering
-    code = http_status(known=rendering.known, unknown_everywhere=rendering.unknown_everywhere)
+    code = code_of(answer)
     if code == 404:
-        return problem(
-            "workflow-not-found",
-            404,
-            "no participant has a record of this workflow",
-            workflow_id=answer.workflow_id,
-        )
+        return problem("workflow-not-found", 404, NOT_FOUND_DETAIL, workflow_id=answer.workflow_id)
     if code == 503:
         status = answer.status()
         reasons = {
@@ -121,7 +118,7 @@ def answer_response(
         return problem(
             "participants-unavailable",
             503,
-            "no participant could be read and nothing cached can stand in",
+            UNAVAILABLE_DETAIL,
             headers={"Retry-After": str(retry_after)},
             workflow_id=answer.workflow_id,
             participants=reasons,
