@@ -18,6 +18,7 @@ from pydantic_core import to_json
 from contracts import Outcome, Source, WorkflowStatus
 
 from ._cache import lifetime
+from ._cache_control import strictest
 from ._merge import _EPOCH, Verdict, as_status, judge
 from ._part import Part
 from ._rules import WorkflowDefinition
@@ -90,7 +91,7 @@ class Rendering:
         expires = float("inf")  # of the shown parts that are not stale
         stale = False
         reusable = bool(parts)
-        no_store = private = False
+        privacy: list[str | None] = []  # what each shown part's participant said
         for name, part in parts.items():
             view, source = part.view, part.source
             view_json = None if view is None else view.__pydantic_serializer__.to_json(view)
@@ -113,8 +114,7 @@ class Rendering:
             reusable = reusable and (source is Source.CACHE or name in stand_ins)
             if source is None:
                 continue
-            no_store = no_store or part.directives.no_store
-            private = private or part.directives.private
+            privacy.append(part.directives.privacy)
             if source is Source.STALE or part.fetched_at is None:
                 continue
             terminal = definition.by_name[name].terminal
@@ -139,7 +139,7 @@ class Rendering:
             fetched=tuple(fetched),
             fingerprint=fingerprint,
             etag=f'W/"{fingerprint}"',
-            privacy="no-store" if no_store else "private" if private else None,
+            privacy=strictest(privacy),
             known=any(part.view is not None for part in parts.values()),
             unknown_everywhere=all(p.outcome is Outcome.NOT_FOUND for p in parts.values()),
             stale=stale,

@@ -28,7 +28,7 @@ whole number makes the part not fresh, and of two the smaller counts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -45,12 +45,24 @@ class Directives:
     max_age: float | None = None  # seconds of freshness left on arrival; None: not said
 
     @property
+    def privacy(self) -> str | None:
+        """What a cache downstream of the answer showing this part must be told:
+        ``"no-store"``, ``"private"``, or None."""
+        return "no-store" if self.no_store else "private" if self.private else None
+
+    @property
     def storable(self) -> bool:
         """Whether the aggregator may keep the part to answer later requests."""
         return not (self.no_store or self.private or self.no_cache)
 
 
 NONE = Directives()
+
+
+def strictest(said: Iterable[str | None]) -> str | None:
+    """The strictest of several ``privacy`` values: ``no-store`` over ``private``."""
+    kinds = set(said)
+    return "no-store" if "no-store" in kinds else "private" if "private" in kinds else None
 
 
 def _seconds(value: str) -> int | None:

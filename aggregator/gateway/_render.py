@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from aggregator._answer import Answer, Rendering
+from aggregator._cache_control import strictest
 
 from ._problems import problem
 
@@ -89,8 +90,7 @@ def _headers(answer: Answer) -> dict[str, str]:
 def strictest_privacy(answers: Iterable[Answer]) -> str | None:
     """``no-store`` when any answer shows a part its participant said not to store,
     else ``private`` when any shows a private one, else None."""
-    said = {answer.rendering.privacy for answer in answers}
-    return "no-store" if "no-store" in said else "private" if "private" in said else None
+    return strictest(answer.rendering.privacy for answer in answers)
 
 
 def answer_response(
