@@ -8,7 +8,6 @@ import os
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import replace
 from types import TracebackType
 
 import aiohttp
@@ -119,8 +118,14 @@ class AiohttpTransport:
         except aiohttp.ServerDisconnectedError as exc:
             return self._failed(request, exc, "connection closed before an answer", True)
         except aiohttp.ClientResponseError as exc:
-            failure = self._failed(request, exc, "malformed HTTP answer", False)
-            return replace(failure, outcome=Outcome.INVALID, kind=ErrorKind.UNEXPECTED_RESPONSE)
+            return self._failed(
+                request,
+                exc,
+                "malformed HTTP answer",
+                False,
+                outcome=Outcome.INVALID,
+                kind=ErrorKind.UNEXPECTED_RESPONSE,
+            )
         except aiohttp.ClientPayloadError as exc:
             return self._failed(request, exc, "connection broken while reading the body", False)
         except aiohttp.ClientOSError as exc:
@@ -130,7 +135,14 @@ class AiohttpTransport:
             return self._failed(request, exc, "connection error", False)
 
     def _failed(
-        self, request: OutboundRequest, exc: BaseException, detail: str, retryable: bool
+        self,
+        request: OutboundRequest,
+        exc: BaseException,
+        detail: str,
+        retryable: bool,
+        *,
+        outcome: Outcome = Outcome.UNAVAILABLE,
+        kind: ErrorKind = ErrorKind.CONNECTION,
     ) -> TransportFailure:
         """A failure as callers see it; the operator's log keeps the full detail (the
         gateway's log lines carry the request id), 20 lines in 10 s at most."""
@@ -138,7 +150,7 @@ class AiohttpTransport:
         if left_out is not None:
             more = f" ({left_out} more failed calls not logged)" if left_out else ""
             log.warning("GET %s: %s (%s: %s)%s", request.url, detail, type(exc).__name__, exc, more)
-        return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.CONNECTION, detail, retryable)
+        return TransportFailure(outcome, kind, detail, retryable)
 
 
 def _reason(error: OSError) -> str:

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -494,8 +495,6 @@ async def gunicorn_app() -> web.Application:
     ``gunicorn 'aggregator.gateway:gunicorn_app' --worker-class
     aiohttp.GunicornUVLoopWebWorker``; the file is ``$STATUS_AGGREGATOR_CONFIG``.
     """
-    import sys
-
     try:
         settings = Settings.from_file(os.environ.get(CONFIG_ENV, "aggregator.toml"), env=os.environ)
     except ConfigError as exc:
