@@ -97,14 +97,20 @@ class Counts:
         """Counts another worker wrote; ValueError when they are not in this version's
         shape (an older or a foreign file), which a scrape must never fail on."""
 
+        def number(value: object) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
         def table(name: str) -> dict[Labels, Any]:
             rows = {tuple(str(label) for label in row[:-1]): row[-1] for row in data[name]}
+            histogram = name in ("latency", "calls")
             for value in rows.values():
-                if name in ("latency", "calls"):
-                    if not (isinstance(value, list) and len(value) == len(_new_buckets())):
-                        raise ValueError(f"{name}: not this version's buckets")
-                    value = sum(value)
-                if not isinstance(value, int | float) or isinstance(value, bool):
+                if histogram and not (
+                    isinstance(value, list)
+                    and len(value) == len(_new_buckets())
+                    and all(map(number, value))
+                ):
+                    raise ValueError(f"{name}: not this version's buckets")
+                if not histogram and not number(value):
                     raise ValueError(f"{name}: not a number")
             return rows
 
