@@ -27,7 +27,7 @@ class RateLimit:
     0.0
     """
 
-    __slots__ = ("_burst", "_clock", "_rate", "_tokens", "_updated")
+    __slots__ = ("_burst", "_clock", "_latest", "_rate", "_tokens")
 
     def __init__(
         self, rate: float, *, burst: int | None = None, clock: Callable[[], float]
@@ -42,18 +42,21 @@ class RateLimit:
         self._burst = float(burst)
         self._clock = clock
         self._tokens = self._burst  # below zero: calls booked ahead of the refill
-        self._updated = clock()
+        self._latest = clock()  # the highest reading: the time never goes back
 
     def reserve(self, within: float) -> float | None:
         """Reserve one call: the seconds to wait before making it (0.0: now), or None
         when no token comes within ``within`` seconds (nothing is reserved then)."""
         now = self._clock()
-        if now > self._updated:
-            refilled = self._tokens + (now - self._updated) * self._rate
-            self._tokens = min(self._burst, refilled)
-            self._updated = now
-        wait = max(0.0, (1.0 - self._tokens) / self._rate)
+        tokens = self._tokens
+        if now > self._latest:
+            tokens += (now - self._latest) * self._rate
+            if tokens > self._burst:  # plain ifs: min() and max() cost more than the rest
+                tokens = self._burst
+            self._latest = now
+        wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate
         if wait > within:
+            self._tokens = tokens
             return None
-        self._tokens -= 1.0
+        self._tokens = tokens - 1.0
         return wait

@@ -57,6 +57,16 @@ def test_a_wait_past_within_is_refused_and_books_nothing() -> None:
     assert limit.reserve(INTERVAL) == INTERVAL  # a token due exactly at ``within`` comes
 
 
+def test_a_refusal_loses_none_of_the_refill_so_far() -> None:
+    clock = ManualClock()
+    limit = RateLimit(RATE, burst=1, clock=clock)
+    assert limit.reserve(0.0) == 0.0
+    clock.advance(INTERVAL / 2)
+    assert limit.reserve(0.1) is None  # half a token: the other half is 0.125 s away
+    clock.advance(INTERVAL / 2)
+    assert limit.reserve(0.0) == 0.0
+
+
 def test_a_call_past_its_deadline_is_refused_even_with_tokens_left() -> None:
     limit = RateLimit(RATE, burst=2, clock=ManualClock())
     assert limit.reserve(-0.001) is None
