@@ -20,6 +20,7 @@ PURE_CORE = [
     "_transport.py",
     "_statuses.py",
     "_cache_control.py",
+    "_rate_limit.py",
 ]
 
 
