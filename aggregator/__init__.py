@@ -14,9 +14,9 @@ from ._breaker import BreakerState, CircuitBreaker
 from ._errors import AggregatorError, ConfigError, InvalidWorkflowId, NotOpen
 from ._http_client import AiohttpTransport
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
-from ._merge import Verdict, judge, merge
+from ._merge import Disposition, Verdict, judge, merge
 from ._part import Part
-from ._participant import Observer, ParticipantStats
+from ._pipeline import ParticipantPipeline
 from ._rules import (
     ABSENT,
     BUILTIN_DEFINITIONS,
@@ -36,6 +36,7 @@ from ._settings import (
     ProtectionSettings,
     Settings,
 )
+from ._stage import Observer, ParticipantStats
 from ._transport import (
     OutboundRequest,
     Transport,
@@ -59,6 +60,7 @@ __all__ = [
     "CircuitBreaker",
     "ConfigError",
     "DeclaredWorkflow",
+    "Disposition",
     "GatewaySettings",
     "IdPolicy",
     "InvalidWorkflowId",
@@ -67,6 +69,7 @@ __all__ = [
     "OutboundRequest",
     "Part",
     "ParticipantDef",
+    "ParticipantPipeline",
     "ParticipantSettings",
     "ParticipantStats",
     "ProtectionSettings",

@@ -5,21 +5,22 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 
-from contracts import Outcome, Source, WorkflowStatus
+from contracts import Source, WorkflowStatus
 
 from ._answer import Answer, Rendering
 from ._breaker import BreakerState
 from ._errors import NotOpen
 from ._http_client import AiohttpTransport
 from ._ids import IdPolicy
+from ._merge import judge
 from ._part import Part
-from ._participant import Flight, Observer, ParticipantClient, ParticipantStats
+from ._pipeline import ParticipantPipeline
+from ._reuse import Renderings
 from ._settings import Settings
+from ._stage import Ask, Key, Observer, ParticipantStats
 from ._transport import Transport
 from ._version import DISTRIBUTION, __version__
 
@@ -29,15 +30,6 @@ BASE_HEADERS = {
     "Accept-Encoding": "identity",
     "User-Agent": USER_AGENT,
 }
-
-
-@dataclass(slots=True)
-class _Reusable:
-    """A rendering kept for the workflow it answered, and what decides its reuse."""
-
-    rendering: Rendering
-    circuits: tuple[int, ...] | None  # with stand-ins: the breakers' change counts then
-    kinds: int  # the counter its answers are counted under (StatusAggregator._kinds_of)
 
 
 class StatusAggregator:
@@ -66,28 +58,18 @@ class StatusAggregator:
     ) -> None:
         self.settings = settings
         self.definition = settings.definition()
-        self._ids = IdPolicy(settings.id_pattern)
+        self._check_id = IdPolicy(settings.id_pattern).check
         self._deadline = settings.deadline_ms / 1000
         self._clock = clock
         self._rng = rng or random.Random()
         self._observer = observer
         self._given_transport = transport
         self._own_transport: AiohttpTransport | None = None
-        self._clients: tuple[ParticipantClient, ...] = ()
+        self._pipelines: tuple[ParticipantPipeline, ...] = ()
         cache = settings.cache
         self._ttl = cache.ttl_ms / 1000
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
-        # One rendering per workflow and scope, reused while the same cached (or standing
-        # in) parts are served, oldest first out; those of parts just fetched go with
-        # their calls instead (_answer). An OrderedDict: a dict's oldest key costs a scan
-        # over the slots its deletions left (7.6 us an eviction at 20,000 entries, 0.4 here).
-        self._renderings: OrderedDict[tuple[str, str], _Reusable] = OrderedDict()
-        self._max_renderings = cache.max_entries
-        # Parts served by cached answers are counted once per answer, by the answer's
-        # kinds of parts (each part's source and outcome), and added to each
-        # participant's stats when they are read: a cached answer bumps one counter.
-        self._kinds: dict[tuple[tuple[Source | None, Outcome], ...], int] = {}
-        self._served: list[int] = []
+        self._renderings = Renderings(max_entries=cache.max_entries, circuits=self._circuits)
 
     async def __aenter__(self) -> StatusAggregator:
         transport = self._given_transport
@@ -95,8 +77,8 @@ class StatusAggregator:
             own = AiohttpTransport(connection_limit=self.settings.outbound_connections)
             self._own_transport = await own.__aenter__()
             transport = self._own_transport
-        self._clients = tuple(
-            ParticipantClient(
+        self._pipelines = tuple(
+            ParticipantPipeline(
                 participant,
                 self.settings.participants[participant.name],
                 self.settings.cache,
@@ -115,8 +97,8 @@ class StatusAggregator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        clients, self._clients = self._clients, ()
-        await asyncio.gather(*(client.aclose() for client in clients))
+        pipelines, self._pipelines = self._pipelines, ()
+        await asyncio.gather(*(pipeline.aclose() for pipeline in pipelines))
         if self._own_transport is not None:
             await self._own_transport.__aexit__(exc_type, exc, tb)
             self._own_transport = None
@@ -125,11 +107,19 @@ class StatusAggregator:
     def is_open(self) -> bool:
         """Inside ``async with``, with its outbound session (if it owns one) open."""
         own = self._own_transport
-        return bool(self._clients) and (own is None or own.is_open)
+        return bool(self._pipelines) and (own is None or own.is_open)
 
-    def check_id(self, workflow_id: str) -> str:
-        """Validate an id; return it as a URL path segment or raise InvalidWorkflowId."""
-        return self._ids.segment(workflow_id)
+    def validate_id(self, workflow_id: str) -> None:
+        """Raise InvalidWorkflowId unless ``workflow_id`` is allowed (``id_pattern``)."""
+        self._check_id(workflow_id)
+
+    def pipeline(self, participant: str) -> ParticipantPipeline:
+        """One participant's pipeline, to read its ``stats``, ``breaker`` and
+        ``in_flight()`` calls (inside ``async with``)."""
+        for pipeline in self._pipelines:
+            if pipeline.name == participant:
+                return pipeline
+        raise KeyError(participant)
 
     async def status(
         self, workflow_id: str, *, scope: str = "", headers: Mapping[str, str] | None = None
@@ -147,31 +137,26 @@ class StatusAggregator:
         self, workflow_id: str, *, scope: str = "", headers: Mapping[str, str] | None = None
     ) -> Answer:
         """Like ``status``, but the answer can also render itself as JSON without
-        building the model (``answer.json()``), and says how fresh it is."""
-        cached = self.cached_answer(workflow_id, scope=scope)
-        if cached is not None:
-            return cached
-        return await self._answer(workflow_id, self.check_id(workflow_id), scope, headers or {})
+        building the model (``answer.json()``), and says how fresh it is.
+
+        The request's path: validate the id -> serve a rendering again if its parts
+        are all still fresh (``_reuse``) -> gather the participants' parts -> judge
+        them (the pure merge) -> render.
+        """
+        reused = self.cached_answer(workflow_id, scope=scope)
+        if reused is not None:
+            return reused
+        return await self._answer((scope, workflow_id), headers)
 
     def cached_answer(self, workflow_id: str, *, scope: str = "") -> Answer | None:
-        """The answer, if every part of it is still fresh in the cache; no call is made.
-
-        The parts are the very ones the cache would give, so they need not be
-        looked up one by one (and the id was validated when they were first asked for).
-        """
-        entry = self._renderings.get((scope, workflow_id))
-        if entry is None or not self._clients:
+        """The answer, if it can be served again with no participant asked (all its
+        parts are still fresh); None otherwise. Raises InvalidWorkflowId."""
+        self._check_id(workflow_id)
+        if not self._pipelines:
             return None
         now = self._now()
-        if now >= entry.rendering.reusable_until:
-            return None
-        if entry.circuits is not None and entry.circuits != self._circuits():
-            return None  # a breaker opened or closed since: stand-ins may differ
-        self._served[entry.kinds] += 1
-        return Answer(self.definition, entry.rendering, now)
-
-    def _circuits(self) -> tuple[int, ...]:
-        return tuple(client.breaker.changes for client in self._clients)
+        rendering = self._renderings.reusable((scope, workflow_id), now)
+        return None if rendering is None else Answer(self.definition, rendering, now)
 
     async def status_many(
         self,
@@ -194,96 +179,71 @@ class StatusAggregator:
     ) -> list[Answer]:
         """Like ``status_many``, as answers (see ``answer``)."""
         ids = list(workflow_ids)
-        segments = [self.check_id(workflow_id) for workflow_id in ids]
+        for workflow_id in ids:
+            self._check_id(workflow_id)
         limit = asyncio.Semaphore(self.settings.max_concurrent_statuses)
 
-        async def one(workflow_id: str, segment: str) -> Answer:
+        async def one(workflow_id: str) -> Answer:
             async with limit:
-                return await self._answer(workflow_id, segment, scope, headers or {})
+                return await self._answer((scope, workflow_id), headers)
 
-        return list(await asyncio.gather(*map(one, ids, segments)))
+        return list(await asyncio.gather(*map(one, ids)))
 
-    async def _answer(
-        self, workflow_id: str, segment: str, scope: str, headers: Mapping[str, str]
-    ) -> Answer:
-        if not self._clients:
-            raise NotOpen("use the aggregator inside 'async with StatusAggregator(...)'")
-        key = (scope, workflow_id)
-        parts: dict[str, Part | None] = {}
-        stand_ins: dict[str, float] = {}
-        for c in self._clients:
-            part = parts[c.name] = c.cached(key)
-            if part is None and (part := c.refused(key)) is not None:
-                parts[c.name] = part
-                stand_ins[c.name] = c.refused_until(part)
-        missing = [c for c in self._clients if parts[c.name] is None]
-        flights: list[tuple[ParticipantClient, Flight]] = []
-        if missing:
-            deadline = asyncio.get_running_loop().time() + self._deadline
-            headers = {**BASE_HEADERS, **headers}
-            # Every call starts before any is awaited: they run concurrently, as tasks.
-            flights = [
-                (c, c.flight(key, segment, deadline=deadline, headers=headers)) for c in missing
-            ]
-            landing = 0
-            try:
-                for client, flight in flights:
-                    parts[client.name] = await client.land(key, flight, deadline=deadline)
-                    landing += 1
-            except asyncio.CancelledError:  # the caller went away: so do the calls
-                for client, flight in flights[landing + 1 :]:  # land() left the rest
-                    client.abandon(key, flight)
-                raise
-        complete = {name: part for name, part in parts.items() if part is not None}
-        if flights and any(part.source is Source.LIVE for part in complete.values()):
-            # A part just fetched goes to the callers who shared its call and to no one
-            # after them, and so does an answer made of it: the rendering is shared
-            # through the call rather than stored, and is freed when they are done.
-            # (Stored, it held memory no request could use until evicted: over a third
-            # of the gateway's resident memory under a miss load, bench/RESULTS.md.)
-            flight = flights[0][1]
-            rendering = flight.shared
-            if not (isinstance(rendering, Rendering) and rendering.serves(complete)):
-                rendering = flight.shared = self._render(workflow_id, scope, complete, stand_ins)
-            return Answer(self.definition, rendering, self._now())
-        entry = self._renderings.get(key)
-        rendering = None if entry is None else entry.rendering
-        if rendering is None or not rendering.serves(complete) or stand_ins:
-            rendering = self._render(workflow_id, scope, complete, stand_ins)
-            if len(self._renderings) >= self._max_renderings:
-                self._renderings.popitem(last=False)
-            self._renderings[key] = _Reusable(
-                rendering,
-                self._circuits() if stand_ins else None,
-                self._kinds_of(complete.values()),
+    async def _answer(self, key: Key, headers: Mapping[str, str] | None) -> Answer:
+        """Gather -> judge -> render, for an id already validated."""
+        parts, stand_ins, fetched = await self._gather(key, headers)
+        rendering = self._renderings.made_of(key, parts, fetched=fetched, stand_ins=bool(stand_ins))
+        if rendering is None:
+            rendering = Rendering.of(
+                self.definition,
+                key[1],
+                parts,
+                judge(self.definition, parts),
+                ttl=self._ttl,
+                terminal_ttl=self._terminal_ttl,
+                stand_ins=stand_ins,
+                scope=key[0],
             )
+            self._renderings.keep(key, rendering, fetched=fetched, stand_ins=bool(stand_ins))
         return Answer(self.definition, rendering, self._now())
 
-    def _render(
-        self,
-        workflow_id: str,
-        scope: str,
-        parts: Mapping[str, Part],
-        stand_ins: Mapping[str, float],
-    ) -> Rendering:
-        return Rendering.of(
-            self.definition,
-            workflow_id,
-            parts,
-            ttl=self._ttl,
-            terminal_ttl=self._terminal_ttl,
-            stand_ins=stand_ins,
-            scope=scope,
-        )
+    async def _gather(
+        self, key: Key, headers: Mapping[str, str] | None
+    ) -> tuple[dict[str, Part], dict[str, float], bool]:
+        """Every participant's part, asked concurrently; the parts given in place of a
+        call (the circuit is open), with until when they would be again; and whether
+        any part was just fetched."""
+        if not self._pipelines:
+            raise NotOpen("use the aggregator inside 'async with StatusAggregator(...)'")
+        loop = asyncio.get_running_loop()
+        ask = Ask(key, loop.time() + self._deadline, {**BASE_HEADERS, **(headers or {})})
+        # Every call starts before any is awaited: they run concurrently, as tasks.
+        pending = [(pipeline, pipeline.part(ask)) for pipeline in self._pipelines]
+        parts: dict[str, Part] = {}
+        stand_ins: dict[str, float] = {}
+        fetched = False
+        awaited = 0
+        try:
+            for pipeline, got in pending:
+                if isinstance(got, Part):  # fresh from the cache, or in place of a call
+                    part = got
+                    if part.source is not Source.CACHE:
+                        stand_ins[pipeline.name] = pipeline.stands_in_until(part)
+                else:
+                    part = await got
+                    fetched = fetched or part.source is Source.LIVE
+                parts[pipeline.name] = part
+                pipeline.count_served(part.source, part.outcome)
+                awaited += 1
+        except asyncio.CancelledError:  # the caller went away: so do the calls it alone made
+            for pipeline, got in pending[awaited:]:
+                if not isinstance(got, Part):
+                    pipeline.abandon(ask.key, got)
+            raise
+        return parts, stand_ins, fetched
 
-    def _kinds_of(self, parts: Iterable[Part]) -> int:
-        """The index of the counter for answers made of parts of these kinds."""
-        kinds = tuple((part.source, part.outcome) for part in parts)
-        index = self._kinds.get(kinds)
-        if index is None:  # a few dozen at most: sources times outcomes
-            index = self._kinds[kinds] = len(self._served)
-            self._served.append(0)
-        return index
+    def _circuits(self) -> tuple[int, ...]:
+        return tuple(pipeline.breaker.changes for pipeline in self._pipelines)
 
     def _now(self) -> float:
         """The clock's time to the millisecond: the resolution answers are timed at."""
@@ -291,12 +251,10 @@ class StatusAggregator:
 
     def stats(self) -> dict[str, ParticipantStats]:
         """Per participant counters: fetches, cache hits, coalesced waits, stale serves."""
-        for kinds, index in self._kinds.items():
-            if served := self._served[index]:
-                self._served[index] = 0
-                for client, (source, outcome) in zip(self._clients, kinds, strict=True):
-                    client.count_served(source, outcome, served)
-        return {client.name: client.stats for client in self._clients}
+        for kinds, served in self._renderings.served():
+            for pipeline, (source, outcome) in zip(self._pipelines, kinds, strict=True):
+                pipeline.count_served(source, outcome, served)
+        return {pipeline.name: pipeline.stats for pipeline in self._pipelines}
 
     def breaker_states(self) -> dict[str, BreakerState]:
-        return {client.name: client.breaker.state for client in self._clients}
+        return {pipeline.name: pipeline.breaker.state for pipeline in self._pipelines}

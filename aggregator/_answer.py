@@ -19,7 +19,7 @@ from contracts import Outcome, Source, WorkflowStatus
 
 from ._cache import lifetime
 from ._cache_control import strictest
-from ._merge import _EPOCH, Verdict, as_status, judge
+from ._merge import _EPOCH, Disposition, Verdict, as_status
 from ._part import Part
 from ._rules import WorkflowDefinition
 
@@ -41,12 +41,9 @@ class Rendering:
     template: bytes  # the answer's JSON, with %s where the time and each age go
     fetched: tuple[float | None, ...]  # each part's fetch time, None when not shown
     fingerprint: str  # over what the answer says and for whom, not when
-    etag: str  # the fingerprint as a weak HTTP validator
     # The strictest of what the shown parts' participants said about keeping them:
     # "no-store", "private", or None when nothing was said against it.
     privacy: str | None
-    known: bool  # some participant's view can be shown
-    unknown_everywhere: bool  # every participant said it has no record
     stale: bool  # some part shown is past its time to live
     oldest_fetch: float | None
     expires: float  # when the first shown part leaves the cache (-inf: one is stale)
@@ -62,16 +59,17 @@ class Rendering:
         definition: WorkflowDefinition,
         workflow_id: str,
         parts: Mapping[str, Part],
+        verdict: Verdict,
         *,
         ttl: float,
         terminal_ttl: float,
         stand_ins: Mapping[str, float] | None = None,
         scope: str = "",
     ) -> Rendering:
-        """``stand_ins``: parts given in place of a call (the circuit is open), each
-        with the time until which it would be given again; ``scope``: whom the answer
-        is for (the tenant), which its fingerprint covers."""
-        verdict = judge(definition, parts)
+        """``verdict``: what ``judge`` says of ``parts``; ``stand_ins``: parts given in
+        place of a call (the circuit is open), each with the time until which it
+        would be given again; ``scope``: whom the answer is for (the tenant), which
+        its fingerprint covers."""
         # pydantic's own serializer, on plain values: the same bytes the models give,
         # without building them. The fields are in the models' order.
         prefix = to_json(
@@ -138,10 +136,7 @@ class Rendering:
             template=template,
             fetched=tuple(fetched),
             fingerprint=fingerprint,
-            etag=f'W/"{fingerprint}"',
             privacy=strictest(privacy),
-            known=any(part.view is not None for part in parts.values()),
-            unknown_everywhere=all(p.outcome is Outcome.NOT_FOUND for p in parts.values()),
             stale=stale,
             oldest_fetch=min(shown) if shown else None,
             expires=_NEVER if stale else expires,
@@ -221,6 +216,10 @@ class Answer:
     @property
     def verdict(self) -> Verdict:
         return self.rendering.verdict
+
+    @property
+    def disposition(self) -> Disposition:
+        return self.rendering.verdict.disposition
 
     def status(self) -> WorkflowStatus:
         return as_status(self.definition, self.workflow_id, self.verdict, self.parts, self.now)

@@ -1,15 +1,20 @@
-"""Per-participant part store: served as cache while fresh, as last known good after."""
+"""Per-participant part store, and the two stages that read it: fresh parts first,
+the last good part when a call fails."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 from cachetools import LRUCache
 
-from contracts import Outcome, PartError, Source
+from contracts import ErrorKind, Outcome, PartError, Source
 
 from ._part import Part
+from ._stage import Ask, Key, Stage
+
+Later = TypeVar("Later")  # what the next stage answers when it cannot answer at once
 
 
 def lifetime(part: Part, *, ttl: float, terminal_ttl: float, terminal: frozenset[str]) -> float:
@@ -124,3 +129,64 @@ class PartCache:
 
     def __len__(self) -> int:
         return len(self._parts)
+
+
+class FreshParts(Generic[Later]):
+    """The first stage: a part still fresh in the store is the answer, at once."""
+
+    __slots__ = ("_cache", "_next")
+
+    def __init__(self, next_stage: Callable[[Ask], Part | Later], cache: PartCache) -> None:
+        self._next = next_stage
+        self._cache = cache
+
+    def __call__(self, ask: Ask) -> Part | Later:
+        part = self._cache.fresh(ask.key)
+        return self._next(ask) if part is None else part
+
+
+class LastGood:
+    """The stage after coalescing: keeps each live part a call brings, and when a
+    call fails, gives the last good part in its place, marked stale with why.
+
+    A live part with a lower version than the one already kept is not kept: the
+    kept one is shown instead, stale, with a ``version_regression`` error.
+    """
+
+    __slots__ = ("_cache", "_next")
+
+    def __init__(self, next_stage: Stage, cache: PartCache) -> None:
+        self._next = next_stage
+        self._cache = cache
+
+    def __call__(self, ask: Ask) -> Part | Awaitable[Part]:
+        got = self._next(ask)
+        if isinstance(got, Part):
+            return self.settle(ask.key, got)
+        return self._later(ask.key, got)
+
+    async def _later(self, key: Key, call: Awaitable[Part]) -> Part:
+        return self.settle(key, await call)
+
+    def settle(self, key: Key, part: Part) -> Part:
+        """What to show for the part a call brought."""
+        if part.source is not Source.LIVE:
+            return self._cache.stand_in(key, part.outcome, part.error) or part
+        held = self._cache.known_good(key)
+        if (
+            held is not None
+            and held.view is not None
+            and part.view is not None
+            and part.view.version < held.view.version
+        ):
+            detail = (
+                f"answered version {part.view.version}, older than version "
+                f"{held.view.version} already seen; the newer one is shown"
+            )
+            return replace(
+                held,
+                source=Source.STALE,
+                error=PartError(kind=ErrorKind.VERSION_REGRESSION, detail=detail),
+            )
+        self._cache.store(key, part)
+        return part

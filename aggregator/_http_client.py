@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -32,7 +31,10 @@ class AiohttpTransport:
     Example::
 
         async with AiohttpTransport() as transport:
-            answer = await transport(OutboundRequest(url, {}, 0.5, 262_144))
+            reply = await transport(OutboundRequest(url, {}, max_body_bytes=262_144))
+
+    It does not bound a call's time: the aggregator does, around it (or wrap a
+    call in ``asyncio.timeout``).
     """
 
     def __init__(self, *, connection_limit: int = 256) -> None:
@@ -49,13 +51,14 @@ class AiohttpTransport:
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             trust_env=False,
-            # One asyncio timeout per call (above) is cheaper than aiohttp's own timers.
+            # The pipeline bounds each call with one timer of its own, cheaper than
+            # aiohttp's (_protection).
             timeout=aiohttp.ClientTimeout(total=None),
         )
         # aiohttp retries an idempotent request once by itself when the connection
         # breaks, outside our retry budget: a participant resetting every connection
         # would get two calls for each of ours. Retries are ours alone to make
-        # (ParticipantClient); aiohttp has no public switch for this, its own test
+        # (_protection); aiohttp has no public switch for this, its own test
         # client turns it off the same way (aiohttp issue #10790).
         self._session._retry_connection = False
         return self
@@ -77,13 +80,7 @@ class AiohttpTransport:
     async def __call__(self, request: OutboundRequest) -> TransportResponse | TransportFailure:
         if self._session is None:
             raise RuntimeError("AiohttpTransport used outside 'async with'")
-        if request.timeout is None:
-            return await self._exchange(self._session, request)
-        try:
-            async with asyncio.timeout(request.timeout):
-                return await self._exchange(self._session, request)
-        except TimeoutError:
-            return TransportFailure(Outcome.UNAVAILABLE, ErrorKind.TIMEOUT, "no answer in time")
+        return await self._exchange(self._session, request)
 
     async def _exchange(
         self, session: aiohttp.ClientSession, request: OutboundRequest

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from contracts import (
     Anomaly,
@@ -28,6 +29,14 @@ _ANSWERED = (Outcome.OK, Outcome.NOT_FOUND)
 _CURRENT = (Source.LIVE, Source.CACHE)
 
 
+class Disposition(StrEnum):
+    """Whether there is a workflow to show (the gateway maps it to 200, 404, 503)."""
+
+    FOUND = "found"  # some participant's view can be shown
+    NOT_FOUND = "not_found"  # every participant said it has no record
+    UNAVAILABLE = "unavailable"  # nothing could be read, and nothing stands in
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What the parts say together: the derived status and how far to trust it."""
@@ -36,6 +45,7 @@ class Verdict:
     derived_from: tuple[str, ...]
     anomalies: tuple[Anomaly, ...]
     complete: bool
+    disposition: Disposition
 
 
 def known_state(part: Part) -> str | None:
@@ -105,7 +115,16 @@ def judge(definition: WorkflowDefinition, parts: Mapping[str, Part]) -> Verdict:
         derived_from=derived_from,
         anomalies=(*definition.detect(current), *_regressions(parts)),
         complete=all(p.outcome in _ANSWERED and p.source in _CURRENT for p in parts.values()),
+        disposition=_disposition(parts),
     )
+
+
+def _disposition(parts: Mapping[str, Part]) -> Disposition:
+    if any(part.view is not None for part in parts.values()):
+        return Disposition.FOUND
+    if all(part.outcome is Outcome.NOT_FOUND for part in parts.values()):
+        return Disposition.NOT_FOUND
+    return Disposition.UNAVAILABLE
 
 
 def merge(

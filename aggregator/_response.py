@@ -1,8 +1,10 @@
-"""Reading a participant's HTTP answer against its contract. Pure: bytes in, a Part out."""
+"""Reading a participant's HTTP answer against its contract: ``interpret`` (pure:
+bytes in, a Part out), and the pipeline stage that makes the request and reads
+the answer with it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from pydantic import ValidationError
 
@@ -11,8 +13,9 @@ from contracts import ErrorKind, Outcome, Source
 from ._cache_control import of_response
 from ._part import Part, failure
 from ._rules import ParticipantDef
+from ._stage import Ask, Observer
 from ._statuses import meaning
-from ._transport import TransportResponse
+from ._transport import OutboundRequest, TransportFailure, TransportResponse
 
 _MAX_REPORTED_ERRORS = 3
 
@@ -91,3 +94,61 @@ def interpret(
             f"workflow_id: answered for {view.workflow_id!r}, asked for {workflow_id!r}",
         )
     return Part(Outcome.OK, Source.LIVE, view=view, fetched_at=fetched_at, directives=directives)
+
+
+Reply = TransportResponse | TransportFailure
+# A transport, or protection around one: the reply at once when it can (a refusal).
+Call = Callable[[OutboundRequest], "Reply | Awaitable[Reply]"]
+
+
+class Interpret:
+    """The stage that asks: builds the request, hands it to ``call`` (protection
+    around the transport) and reads the reply against the participant's contract.
+
+    ``observer`` is told about every call that went out, timed with ``timer``.
+    """
+
+    __slots__ = ("_call", "_clock", "_max_body", "_observer", "_participant", "_template", "_timer")
+
+    def __init__(
+        self,
+        call: Call,
+        participant: ParticipantDef,
+        *,
+        url: str,
+        max_body_bytes: int,
+        clock: Callable[[], float],
+        timer: Callable[[], float],
+        observer: Observer | None,
+    ) -> None:
+        self._call = call
+        self._participant = participant
+        self._template = url
+        self._max_body = max_body_bytes
+        self._clock = clock
+        self._timer = timer
+        self._observer = observer
+
+    def __call__(self, ask: Ask) -> Part | Awaitable[Part]:
+        request = OutboundRequest(
+            url=self._template.replace("{workflow_id}", ask.segment),
+            headers=ask.headers,
+            max_body_bytes=self._max_body,
+            deadline=ask.deadline,
+        )
+        started = self._timer()
+        reply = self._call(request)
+        if isinstance(reply, (TransportResponse, TransportFailure)):  # refused at once
+            return self._read(reply, ask.workflow_id)
+        return self._later(reply, ask.workflow_id, started)
+
+    async def _later(self, call: Awaitable[Reply], workflow_id: str, started: float) -> Part:
+        part = self._read(await call, workflow_id)
+        if self._observer is not None:
+            self._observer.fetched(self._participant.name, part, self._timer() - started)
+        return part
+
+    def _read(self, reply: Reply, workflow_id: str) -> Part:
+        if isinstance(reply, TransportFailure):
+            return failure(reply.outcome, reply.kind, reply.detail)
+        return interpret(reply, self._participant, workflow_id, self._clock())

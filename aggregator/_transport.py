@@ -17,8 +17,10 @@ from contracts import ErrorKind, Outcome
 class OutboundRequest:
     url: str  # already holds the percent-encoded workflow id
     headers: Mapping[str, str]
-    timeout: float | None  # seconds; None: the caller bounds the call itself
     max_body_bytes: int
+    # Event-loop time by which the call must end, retry included. The pipeline's
+    # protection enforces it (it cancels the call); a transport need not.
+    deadline: float = float("inf")
 
 
 @dataclass(frozen=True, slots=True)

@@ -298,14 +298,13 @@ async def get_status(request: web.Request, gateway: Gateway) -> web.StreamRespon
     if validators is not None and len(validators) > MAX_IF_NONE_MATCH:
         detail = f"If-None-Match is limited to {MAX_IF_NONE_MATCH} characters"
         return problem("invalid-request", 400, detail)
-    answer = aggregator.cached_answer(workflow_id, scope=scope)
-    if answer is None:
-        try:
-            answer = await aggregator.answer(
-                workflow_id, scope=scope, headers=_outbound_headers(request, gateway)
-            )
-        except InvalidWorkflowId as exc:
-            return problem("invalid-workflow-id", 400, str(exc))
+    try:
+        # The outbound headers are made only when a participant is to be asked.
+        answer = aggregator.cached_answer(workflow_id, scope=scope) or await aggregator.answer(
+            workflow_id, scope=scope, headers=_outbound_headers(request, gateway)
+        )
+    except InvalidWorkflowId as exc:
+        return problem("invalid-workflow-id", 400, str(exc))
     return answer_response(
         answer,
         if_none_match=validators,
@@ -329,7 +328,7 @@ async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamRespon
     valid: list[str] = []
     for workflow_id in batch.ids:
         try:
-            aggregator.check_id(workflow_id)
+            aggregator.validate_id(workflow_id)
         except InvalidWorkflowId as exc:
             bad = problem_body("invalid-workflow-id", 400, str(exc))
             entries.append(BatchEntry(workflow_id=workflow_id[:128], http_status=400, problem=bad))

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from aggregator._answer import Answer, Rendering
 from aggregator._cache_control import strictest
+from aggregator._merge import Disposition
 
 from ._problems import problem
 
@@ -15,23 +16,23 @@ MAX_IF_NONE_MATCH = 8_192  # characters; longer is a 400
 COMPLETE_HEADER = "X-Workflow-Complete"
 
 
-def http_status(*, known: bool, unknown_everywhere: bool) -> int:
-    """200 when some participant knows the workflow, 404 when every one said it has
-    no record, 503 when nothing could be shown."""
-    if known:
-        return 200
-    return 404 if unknown_everywhere else 503
-
-
+HTTP_STATUS = {
+    Disposition.FOUND: 200,  # some participant knows the workflow
+    Disposition.NOT_FOUND: 404,  # every one said it has no record
+    Disposition.UNAVAILABLE: 503,  # nothing could be shown
+}
 NOT_FOUND_DETAIL = "no participant has a record of this workflow"
 UNAVAILABLE_DETAIL = "no participant could be read and nothing cached can stand in"
 
 
 def code_of(answer: Answer) -> int:
-    """The HTTP status of an answer (single, batch entry, or the CLI's exit code),
-    read from what its rendering already knows."""
-    rendering = answer.rendering
-    return http_status(known=rendering.known, unknown_everywhere=rendering.unknown_everywhere)
+    """The HTTP status of an answer (single, batch entry, or the CLI's exit code)."""
+    return HTTP_STATUS[answer.disposition]
+
+
+def etag_of(rendering: Rendering) -> str:
+    """The rendering's fingerprint as a weak validator: equal for equal content only."""
+    return f'W/"{rendering.fingerprint}"'
 
 
 def _matches(if_none_match: str, tag: str) -> bool:
@@ -80,7 +81,7 @@ def _headers(answer: Answer) -> dict[str, str]:
         cache_control = f"private, {max_age}" if rendering.privacy == "private" else max_age
     return {
         "Content-Type": "application/json",
-        "ETag": rendering.etag,
+        "ETag": etag_of(rendering),
         "Age": str(age_ms // 1000),
         "Cache-Control": cache_control,
         COMPLETE_HEADER: "true" if complete else "false",
@@ -124,6 +125,6 @@ def answer_response(
             participants=reasons,
         )
     headers, body = memo.get(answer)  # web.Response copies the headers: never mutated
-    if if_none_match is not None and _matches(if_none_match, rendering.etag):
+    if if_none_match is not None and _matches(if_none_match, etag_of(rendering)):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, headers=headers)

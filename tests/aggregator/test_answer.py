@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator import ORDER_FULFILMENT, Answer, Part, Rendering
+from aggregator import ORDER_FULFILMENT, Answer, Part, Rendering, judge
 from contracts import (
     BUILTIN_VIEWS,
     ErrorKind,
@@ -52,7 +52,14 @@ def parts(draw: st.DrawFn, name: str) -> Part:
 
 
 def answer_of(chosen: dict[str, Part], now: float, workflow_id: str = "o-1") -> Answer:
-    rendering = Rendering.of(ORDER_FULFILMENT, workflow_id, chosen, ttl=2.0, terminal_ttl=10.0)
+    rendering = Rendering.of(
+        ORDER_FULFILMENT,
+        workflow_id,
+        chosen,
+        judge(ORDER_FULFILMENT, chosen),
+        ttl=2.0,
+        terminal_ttl=10.0,
+    )
     return Answer(ORDER_FULFILMENT, rendering, now)
 
 
@@ -81,15 +88,27 @@ def test_a_rendering_serves_only_its_own_parts() -> None:
     first = {"payment": Part(Outcome.OK, Source.CACHE, view, NOW)}
     same = dict(first)
     equal_but_new = {"payment": Part(Outcome.OK, Source.CACHE, view, NOW)}
-    rendering = Rendering.of(ORDER_FULFILMENT, "o-1", first, ttl=2.0, terminal_ttl=10.0)
-    again = Rendering.of(ORDER_FULFILMENT, "o-1", equal_but_new, ttl=2.0, terminal_ttl=10.0)
+    rendering = Rendering.of(
+        ORDER_FULFILMENT, "o-1", first, judge(ORDER_FULFILMENT, first), ttl=2.0, terminal_ttl=10.0
+    )
+    again = Rendering.of(
+        ORDER_FULFILMENT,
+        "o-1",
+        equal_but_new,
+        judge(ORDER_FULFILMENT, equal_but_new),
+        ttl=2.0,
+        terminal_ttl=10.0,
+    )
     assert rendering.serves(same)
     assert not rendering.serves(equal_but_new)
     assert again.fingerprint == rendering.fingerprint
     assert rendering.reusable_until == NOW + 2.0  # only parts that came from the cache
     live = {"payment": Part(Outcome.OK, Source.LIVE, view, NOW)}
     assert (
-        Rendering.of(ORDER_FULFILMENT, "o-1", live, ttl=2.0, terminal_ttl=10.0).reusable_until < NOW
+        Rendering.of(
+            ORDER_FULFILMENT, "o-1", live, judge(ORDER_FULFILMENT, live), ttl=2.0, terminal_ttl=10.0
+        ).reusable_until
+        < NOW
     )
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aggregator import ConfigError, IdPolicy, InvalidWorkflowId
+from aggregator._ids import url_segment
 
 
 @pytest.mark.parametrize(
@@ -17,7 +18,8 @@ from aggregator import ConfigError, IdPolicy, InvalidWorkflowId
     ],
 )
 def test_allowed_ids_become_one_segment(workflow_id: str, segment: str) -> None:
-    assert IdPolicy().segment(workflow_id) == segment
+    IdPolicy().check(workflow_id)
+    assert url_segment(workflow_id) == segment
 
 
 @pytest.mark.parametrize(
@@ -44,26 +46,27 @@ def test_allowed_ids_become_one_segment(workflow_id: str, segment: str) -> None:
 )
 def test_refused_ids(workflow_id: str) -> None:
     with pytest.raises(InvalidWorkflowId):
-        IdPolicy().segment(workflow_id)
+        IdPolicy().check(workflow_id)
 
 
 def test_a_non_string_is_refused() -> None:
     with pytest.raises(InvalidWorkflowId, match="must be a string"):
-        IdPolicy().segment(42)
+        IdPolicy().check(42)
 
 
 def test_a_huge_id_is_not_echoed_in_full() -> None:
     with pytest.raises(InvalidWorkflowId) as caught:
-        IdPolicy().segment("a" * 500 + "/")
+        IdPolicy().check("a" * 500 + "/")
     assert len(str(caught.value)) < 200
 
 
 def test_a_custom_pattern_cannot_let_dot_segments_through() -> None:
     permissive = IdPolicy(r"[^/]+")
-    assert permissive.segment("a?b") == "a%3Fb"
+    permissive.check("a?b")
+    assert url_segment("a?b") == "a%3Fb"
     for dots in (".", ".."):
         with pytest.raises(InvalidWorkflowId):
-            permissive.segment(dots)
+            permissive.check(dots)
 
 
 def test_a_broken_pattern_is_a_config_error() -> None:

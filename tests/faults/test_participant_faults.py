@@ -125,11 +125,11 @@ async def test_a_stall_ends_at_the_participant_s_timeout_and_leaves_nothing_behi
                 break
             await asyncio.sleep(0.01)
         calls = [
-            t
-            for t in asyncio.all_tasks()
-            if not t.done() and "ParticipantClient" in getattr(t.get_coro(), "__qualname__", "")
+            t for t in asyncio.all_tasks() if not t.done() and t.get_name().startswith("call to ")
         ]
-        in_flight = [len(client._inflight) for client in aggregator._clients]
+        in_flight = [
+            len(aggregator.pipeline(name).in_flight()) for name in aggregator.definition.by_name
+        ]
     deadline = gw.app[GATEWAY].settings.deadline_ms / 1000
     assert all(status == 200 for _, status, *_ in results)
     for *_, body, seconds in results:

@@ -120,20 +120,19 @@ async def test_a_client_gone_while_its_answer_is_made_cancels_the_calls_it_alone
         raise AssertionError("unreachable")
 
     async with running_gateway(slow_shipping(participants, hold)) as gw:
-        shipping = gw.app[GATEWAY].aggregator._clients[2]
+        shipping = gw.app[GATEWAY].aggregator.pipeline("shipping")
         leave = asyncio.Event()
         client = asyncio.create_task(send_and_leave(gw, ASK, leave=leave))
         await asyncio.wait_for(held.wait(), 30)
-        (flight,) = shipping._inflight.values()
-        assert flight.task is not None
+        (call,) = shipping.in_flight()
         leave.set()
         await client
         await asyncio.wait_for(records.gone.wait(), 30)
         await asyncio.wait_for(hung_up.wait(), 30)
-        await asyncio.wait({flight.task}, timeout=30)
+        await asyncio.wait({call}, timeout=30)
         metrics = await counted(gw)
         breaker = gw.app[GATEWAY].aggregator.breaker_states()["shipping"]
-    assert flight.task.cancelled()  # not left to run for nobody until its 60 s timeout
+    assert call.cancelled()  # not left to run for nobody until its 60 s timeout
     assert shipping.breaker.consecutive_failures == 0 and breaker == "closed"
     assert records.at_least(logging.WARNING) == []
     assert len(requests_with(499, metrics)) == 1 and requests_with(500, metrics) == []
@@ -152,7 +151,7 @@ async def test_a_call_shared_with_a_caller_still_waiting_goes_on(
         return await answer("shipping", "in_transit")(request)
 
     async with running_gateway(slow_shipping(participants, hold)) as gw:
-        shipping = gw.app[GATEWAY].aggregator._clients[2]
+        shipping = gw.app[GATEWAY].aggregator.pipeline("shipping")
         leave = asyncio.Event()
         leaving = asyncio.create_task(send_and_leave(gw, ASK, leave=leave))
         await asyncio.wait_for(asked.wait(), 30)

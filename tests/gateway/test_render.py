@@ -6,6 +6,7 @@ import gc
 import weakref
 
 from aggregator._answer import Answer, Rendering
+from aggregator._merge import judge
 from aggregator._part import Part
 from aggregator.gateway._render import ResponseMemo
 from contracts import Outcome, Source
@@ -16,7 +17,9 @@ DEFINITION = settings().definition()
 
 def rendering(workflow_id: str) -> Rendering:
     parts = {"shipping": Part(Outcome.NOT_FOUND, Source.CACHE, fetched_at=1_000.0)}
-    return Rendering.of(DEFINITION, workflow_id, parts, ttl=2, terminal_ttl=30)
+    return Rendering.of(
+        DEFINITION, workflow_id, parts, judge(DEFINITION, parts), ttl=2, terminal_ttl=30
+    )
 
 
 def test_one_millisecond_shares_headers_and_body() -> None:

@@ -1,0 +1,125 @@
+"""Coalescing: callers who want the same part at the same moment share one call.
+
+The first caller for a key starts the call (the rest of the pipeline) as a task;
+every caller, the first included, gets a future of its own for the call's part
+and awaits it, so a caller giving up never cancels the call the others wait
+for. A caller that will not wait any more (its client went away) says so with
+``abandon``: when nobody waits any more, the call is cancelled too.
+
+A later caller never needs an earlier end than the call it joins: every request
+has the same deadline length, and a call ends by its starter's deadline at the
+latest (``_protection``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from ._part import Part
+from ._stage import Ask, Key, ParticipantStats, Stage
+
+
+class Flight:
+    """One call in flight and the callers waiting for its part."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self) -> None:
+        # A future per caller still waiting, in the order they came (a dict: one
+        # leaves in constant time).
+        self.waiters: dict[asyncio.Future[Part], None] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def settle(self, result: Part | BaseException) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():  # a caller that gave up has cancelled its own
+                _resolve(waiter, result)
+        self.waiters.clear()
+
+
+def _resolve(waiter: asyncio.Future[Part], result: Part | BaseException) -> None:
+    if isinstance(result, Part):
+        waiter.set_result(result)
+    elif isinstance(result, asyncio.CancelledError):
+        waiter.cancel()
+    else:
+        waiter.set_exception(result)
+
+
+class Coalescing:
+    """The coalescing stage: at most one call per key in flight."""
+
+    __slots__ = ("_flights", "_loop", "_next", "_stats", "_task_name")
+
+    def __init__(
+        self,
+        next_stage: Stage,
+        *,
+        name: str,
+        stats: ParticipantStats,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._next = next_stage
+        self._task_name = f"call to {name}"
+        self._stats = stats
+        self._loop = loop
+        self._flights: dict[Key, Flight] = {}
+
+    def __call__(self, ask: Ask) -> Part | asyncio.Future[Part]:
+        key = ask.key
+        flight = self._flights.get(key)
+        if flight is None:
+            started = self._next(ask)
+            if isinstance(started, Part):  # answered at once: nothing to share
+                return started
+            flight = self._flights[key] = Flight()
+            flight.task = self._loop.create_task(
+                self._fly(key, flight, started), name=self._task_name
+            )
+        else:
+            self._stats.coalesced += 1
+        waiter: asyncio.Future[Part] = self._loop.create_future()
+        flight.waiters[waiter] = None
+        return waiter
+
+    async def _fly(self, key: Key, flight: Flight, call: Awaitable[Part]) -> None:
+        """A flight's task: one call, whose part every seat on it gets."""
+        try:
+            part = await call
+        except BaseException as exc:  # the callers get it, as if they awaited the call
+            self._land(key, flight, exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._land(key, flight, part)
+
+    def _land(self, key: Key, flight: Flight, result: Part | BaseException) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        flight.settle(result)
+
+    def abandon(self, key: Key, waiter: asyncio.Future[Part]) -> None:
+        """The caller given ``waiter`` will not wait for the part: the call is
+        cancelled when nobody else waits for it."""
+        flight = self._flights.get(key)
+        if flight is None or waiter not in flight.waiters:
+            return  # its call has ended
+        del flight.waiters[waiter]
+        waiter.cancel()
+        if not flight.waiters and flight.task is not None:
+            # Out of reach at once: a caller arriving before the task has ended
+            # starts a call of its own instead of joining one being cancelled.
+            del self._flights[key]
+            flight.task.cancel()
+
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        """The calls in flight, one per key."""
+        return [flight.task for flight in self._flights.values() if flight.task is not None]
+
+    async def aclose(self) -> None:
+        """Cancel the calls still in flight and wait until they have ended."""
+        tasks = self.in_flight()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

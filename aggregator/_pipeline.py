@@ -1,0 +1,105 @@
+"""One participant's pipeline, composed once at start-up.
+
+    fresh parts -> coalescing -> last good part -> interpret -> protection -> transport
+    (_cache)       (_coalesce)   (_cache)          (_response)  (_protection)
+
+Each stage takes the next as an argument (``_stage``); this module only puts
+them together and gives the aggregator one way in, ``ParticipantPipeline.part``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+from contracts import Source
+
+from ._breaker import CircuitBreaker
+from ._cache import FreshParts, LastGood, PartCache
+from ._coalesce import Coalescing
+from ._part import Part
+from ._protection import Protection
+from ._response import Interpret
+from ._rules import ParticipantDef
+from ._settings import CacheSettings, ParticipantSettings
+from ._stage import Ask, Observer, ParticipantStats
+from ._transport import Transport
+
+
+class ParticipantPipeline:
+    """How the aggregator gets one participant's part of a workflow.
+
+    ``part(ask)`` gives the part at once when it can (fresh in the cache, or the
+    last good one while the circuit is open), else a future of the call that
+    brings it: await it, or ``abandon`` it. ``stats``, ``breaker`` and
+    ``in_flight()`` are views for metrics and tests; read them, never change them.
+    """
+
+    def __init__(
+        self,
+        participant: ParticipantDef,
+        settings: ParticipantSettings,
+        cache: CacheSettings,
+        *,
+        transport: Transport,
+        clock: Callable[[], float],
+        rng: random.Random,
+        observer: Observer | None = None,
+    ) -> None:
+        self.name = participant.name
+        self.stats = ParticipantStats()
+        loop = asyncio.get_running_loop()
+        self._cache = PartCache(
+            ttl=cache.ttl_ms / 1000,
+            terminal_ttl=cache.terminal_ttl_ms / 1000,
+            stale=cache.stale_ms / 1000,
+            max_entries=cache.max_entries,
+            terminal=participant.terminal,
+            clock=clock,
+        )
+        protection = Protection(
+            transport, settings, name=self.name, clock=clock, rng=rng, stats=self.stats, loop=loop
+        )
+        self.breaker: CircuitBreaker = protection.breaker
+        interpret = Interpret(
+            protection,
+            participant,
+            url=settings.url,
+            max_body_bytes=settings.max_body_bytes,
+            clock=clock,
+            timer=time.perf_counter,  # not loop.time(): uvloop's counts whole milliseconds
+            observer=observer,
+        )
+        self._coalescing = Coalescing(
+            LastGood(interpret, self._cache), name=self.name, stats=self.stats, loop=loop
+        )
+        self.part: Callable[[Ask], Part | asyncio.Future[Part]] = FreshParts(
+            self._coalescing, self._cache
+        )
+        self.abandon = self._coalescing.abandon
+
+    def stands_in_until(self, part: Part) -> float:
+        """Until when ``part``, given at once in place of a call, would be given again:
+        until the circuit lets a probe through, or the part leaves the stale window."""
+        until = self.breaker.reopens_at
+        if part.fetched_at is not None:
+            until = min(until, part.fetched_at + self._cache.stale_window)
+        return until
+
+    def count_served(self, source: Source | None, outcome: str, times: int = 1) -> None:
+        """Count parts served: by where they came from, and by outcome."""
+        if source is Source.CACHE:
+            self.stats.cache_hits += times
+        elif source is Source.STALE:
+            self.stats.stale_served += times
+        self.stats.outcomes[outcome] += times
+
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        """The calls in flight now, one task per part being fetched."""
+        return self._coalescing.in_flight()
+
+    async def aclose(self) -> None:
+        """Cancel the calls still in flight and wait until they have ended."""
+        await self._coalescing.aclose()
