@@ -11,9 +11,11 @@ Example::
 from ._aggregator import StatusAggregator
 from ._answer import Answer, Rendering
 from ._breaker import BreakerState, CircuitBreaker
+from ._cache_control import strictest
 from ._errors import AggregatorError, ConfigError, InvalidWorkflowId, NotOpen
 from ._http_client import AiohttpTransport
-from ._ids import DEFAULT_ID_PATTERN, IdPolicy
+from ._ids import DEFAULT_ID_PATTERN, HARD_MAX_LENGTH, IdPolicy
+from ._log_budget import LogBudget
 from ._merge import Disposition, Verdict, judge, merge
 from ._part import Part
 from ._pipeline import ParticipantPipeline
@@ -28,6 +30,7 @@ from ._rules import (
     when,
 )
 from ._settings import (
+    CONFIG_ENV,
     AuthSettings,
     CacheSettings,
     DeclaredWorkflow,
@@ -48,7 +51,9 @@ from ._version import __version__
 __all__ = [
     "ABSENT",
     "BUILTIN_DEFINITIONS",
+    "CONFIG_ENV",
     "DEFAULT_ID_PATTERN",
+    "HARD_MAX_LENGTH",
     "ORDER_FULFILMENT",
     "AggregatorError",
     "AiohttpTransport",
@@ -64,6 +69,7 @@ __all__ = [
     "GatewaySettings",
     "IdPolicy",
     "InvalidWorkflowId",
+    "LogBudget",
     "NotOpen",
     "Observer",
     "OutboundRequest",
@@ -85,5 +91,6 @@ __all__ = [
     "__version__",
     "judge",
     "merge",
+    "strictest",
     "when",
 ]

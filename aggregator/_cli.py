@@ -18,8 +18,8 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
-from importlib import resources
+from collections.abc import Callable, Sequence
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +32,7 @@ from contracts import WorkflowStatus
 
 from ._aggregator import StatusAggregator
 from ._errors import AggregatorError, ConfigError
+from ._merge import Disposition
 from ._settings import CONFIG_ENV, Settings
 from ._version import __version__
 
@@ -111,7 +112,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         return 0
     if port == 0:
         raise CliError("--workers needs a fixed --port: the workers share it", 2)
-    from .gateway._workers import DIRECTORY_ENV
+    from .gateway import METRICS_DIRECTORY_ENV as DIRECTORY_ENV
 
     if os.environ.get(DIRECTORY_ENV):
         return _serve_workers(settings, host, port, workers)
@@ -196,16 +197,16 @@ async def _embedded(settings: Settings, workflow_id: str) -> dict[str, Any]:
     """The status, asking the participants directly; like the gateway, an answer
     that is not a status (no participant knows the workflow, or none could be
     read) is an error, exit code 1."""
-    from .gateway._render import NOT_FOUND_DETAIL, code_of  # the gateway's rule, in one place
+    from .gateway import NOT_FOUND_DETAIL  # the gateway's words, in one place
 
     # Each part shows why it failed; the full detail lines are for a gateway's log.
     logging.getLogger("aggregator.client").addHandler(logging.NullHandler())
     async with StatusAggregator(settings) as agg:
         answer = await agg.answer(workflow_id)
-    code, status = code_of(answer), answer.status()
-    if code == 404:
+    status = answer.status()
+    if answer.disposition is Disposition.NOT_FOUND:
         raise CliError(f"{workflow_id}: {NOT_FOUND_DETAIL}", 1)
-    if code != 200:
+    if answer.disposition is Disposition.UNAVAILABLE:
         reasons = "; ".join(
             f"{name}: {part.error.detail if part.error else part.outcome}"
             for name, part in status.participants.items()
@@ -317,11 +318,18 @@ def _parser() -> argparse.ArgumentParser:
     write = commands.add_parser("init", help="write a commented example configuration")
     write.add_argument("file", nargs="?", default="aggregator.toml", help="(default: %(default)s)")
     write.add_argument("--force", action="store_true", help="replace an existing file")
-    commands.add_parser("demo", help="the live choreography demo (see 'demo --help')")
-    commands.add_parser(
-        "participants", help="run the reference participants (see 'participants --help')"
-    )
+    for name in sorted(_plugins()):
+        commands.add_parser(name, help=f"see '{PROG} {name} --help'")
     return parser
+
+
+COMMANDS_GROUP = "status_aggregator.commands"
+
+
+def _plugins() -> dict[str, metadata.EntryPoint]:
+    """Commands installed above the library (the demo, the reference participants):
+    entry points of ``COMMANDS_GROUP``, each a ``main(argv) -> exit code``."""
+    return {point.name: point for point in metadata.entry_points(group=COMMANDS_GROUP)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -334,17 +342,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+_OWN_COMMANDS = frozenset({"serve", "status", "check-config", "init"})
+
+
 def _main(argv: list[str]) -> int:
-    # The demo and the reference participants sit above the library; they are
-    # reached from here for convenience and imported only when asked for.
-    if argv[:1] == ["demo"]:
-        from demo import main as demo_main
-
-        return demo_main(argv[1:])
-    if argv[:1] == ["participants"]:
-        from participants.__main__ import main as participants_main
-
-        return participants_main(argv[1:], prog=f"{PROG} participants")
+    if argv[:1] and argv[0] not in _OWN_COMMANDS and not argv[0].startswith("-"):
+        plugin = _plugins().get(argv[0])
+        if plugin is not None:
+            command: Callable[[list[str]], int] = plugin.load()
+            return command(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":

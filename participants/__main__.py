@@ -98,5 +98,10 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     return 0
 
 
+def command(argv: Sequence[str]) -> int:
+    """``status-aggregator participants ...`` (an entry point of that command)."""
+    return main(argv, prog="status-aggregator participants")
+
+
 if __name__ == "__main__":
     sys.exit(main())

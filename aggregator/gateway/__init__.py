@@ -13,5 +13,18 @@ Example::
 
 from ._app import GATEWAY, Gateway, create_app, gunicorn_app, process_app
 from ._logs import configure_logging
+from ._render import HTTP_STATUS, NOT_FOUND_DETAIL, UNAVAILABLE_DETAIL
+from ._workers import DIRECTORY_ENV as METRICS_DIRECTORY_ENV
 
-__all__ = ["GATEWAY", "Gateway", "configure_logging", "create_app", "gunicorn_app", "process_app"]
+__all__ = [
+    "GATEWAY",
+    "HTTP_STATUS",
+    "METRICS_DIRECTORY_ENV",
+    "NOT_FOUND_DETAIL",
+    "UNAVAILABLE_DETAIL",
+    "Gateway",
+    "configure_logging",
+    "create_app",
+    "gunicorn_app",
+    "process_app",
+]

@@ -19,10 +19,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from aggregator._aggregator import StatusAggregator
-from aggregator._errors import ConfigError, InvalidWorkflowId
-from aggregator._settings import CONFIG_ENV, Settings
-from aggregator._transport import Transport
+from aggregator import (
+    CONFIG_ENV,
+    ConfigError,
+    InvalidWorkflowId,
+    Settings,
+    StatusAggregator,
+    Transport,
+)
 from contracts import BatchEntry, BatchRequest, BatchResponse, Problem
 
 from ._auth import Authenticator

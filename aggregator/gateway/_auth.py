@@ -6,7 +6,7 @@ import hashlib
 
 from aiohttp import web
 
-from aggregator._settings import AuthSettings
+from aggregator import AuthSettings
 
 
 def _digest(token: str) -> bytes:

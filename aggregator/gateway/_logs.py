@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from aggregator._log_budget import LogBudget
+from aggregator import LogBudget
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 

@@ -31,10 +31,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from aggregator._aggregator import StatusAggregator
-from aggregator._breaker import BreakerState
-from aggregator._part import Part
-from aggregator._version import __version__
+from aggregator import BreakerState, Part, StatusAggregator, __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from aggregator._ids import HARD_MAX_LENGTH
+from aggregator import HARD_MAX_LENGTH
 from contracts import BatchRequest, BatchResponse, Problem, WorkflowStatus
 
 from ._problems import PROBLEM_JSON

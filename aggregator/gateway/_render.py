@@ -6,9 +6,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from aggregator._answer import Answer, Rendering
-from aggregator._cache_control import strictest
-from aggregator._merge import Disposition
+from aggregator import Answer, Disposition, Rendering, strictest
 
 from ._problems import problem
 
