@@ -12,10 +12,9 @@ from types import TracebackType
 import aiohttp
 from yarl import URL
 
-from contracts import ErrorKind, Outcome
+from contracts import ErrorKind, Outcome, content_encoding
 
 from ._log_budget import LogBudget
-from ._response import content_encoding
 from ._transport import OutboundRequest, TransportFailure, TransportResponse
 
 log = logging.getLogger("aggregator.client")

@@ -4,11 +4,11 @@ the answer with it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
-from contracts import ErrorKind, Outcome, Source
+from contracts import ErrorKind, Outcome, Source, content_encoding, is_json, validation_problems
 
 from ._cache_control import of_response
 from ._part import Part, failure
@@ -20,30 +20,10 @@ from ._transport import OutboundRequest, TransportFailure, TransportResponse
 _MAX_REPORTED_ERRORS = 3
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-def content_encoding(headers: Mapping[str, str]) -> str | None:
-    """The body's encoding (names in lower case), None for ``identity``: the only one
-    we ask for and accept."""
-    encoding = headers.get("content-encoding", "").strip().lower()
-    return None if encoding in ("", "identity") else encoding
-
-
 def _describe(error: ValidationError) -> str:
-    problems = []
-    for item in error.errors(include_url=False)[:_MAX_REPORTED_ERRORS]:
-        where = ".".join(str(step) for step in item["loc"]) or "body"
-        got = repr(item["input"])
-        if len(got) > 40:
-            got = got[:40] + "..."
-        problems.append(f"{where}: {item['msg']} (got {got})")
-    more = error.error_count() - _MAX_REPORTED_ERRORS
-    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+    problems = validation_problems(error, inputs=True)
+    more = len(problems) - _MAX_REPORTED_ERRORS
+    return "; ".join(problems[:_MAX_REPORTED_ERRORS]) + (f"; and {more} more" if more > 0 else "")
 
 
 def interpret(
@@ -66,7 +46,7 @@ def interpret(
             f"unsupported content-encoding {encoding!r}",
         )
     content_type = headers.get("content-type", "")
-    if not _is_json(content_type):
+    if not is_json(content_type):
         return failure(
             Outcome.INVALID,
             ErrorKind.UNEXPECTED_RESPONSE,

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from contracts import validation_problems
+
 from ._errors import ConfigError
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
 from ._rules import (
@@ -32,7 +34,6 @@ _SERVICE_LINKS = re.compile(r"SERVICE_(HOST|PORT)(_\w+)?|PORT(_\w+)?")
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,512}")
 _TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Millis = Annotated[int, Field(gt=0, le=3_600_000)]
 
@@ -377,13 +378,7 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 
 def _first_problem(exc: ValidationError) -> str:
-    item = exc.errors(include_url=False)[0]
-    loc = [str(step) for step in item["loc"]]
-    if loc[:3] == ["gateway", "auth", "keys"] and len(loc) > 3:
-        loc[3] = "<key>"  # a credential is never printed
-    # One line, whatever a quoted TOML key holds.
-    where = _CONTROL.sub(lambda found: repr(found.group())[1:-1], ".".join(loc))
-    message = item["msg"].removeprefix("Value error, ")
-    more = exc.error_count() - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{where}: {message}{suffix}" if where else f"{message}{suffix}"
+    # A credential (a key of gateway.auth.keys) is never printed.
+    first, *rest = validation_problems(exc, secret_under=[("gateway", "auth", "keys")], whole="")
+    more = len(rest)
+    return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

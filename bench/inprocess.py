@@ -67,9 +67,7 @@ BODIES = {name: canned(name) for name in PATHS}
 
 
 async def measure(misses: int, rounds: int, profile: bool) -> None:
-    settings = Settings(
-        participants={n: {"url": f"http://{n}/{PATHS[n]}/{{workflow_id}}"} for n in PATHS}
-    )
+    settings = Settings(participants={n: {"url": f"http://{n}{PATHS[n]}"} for n in PATHS})
     offset = [0.0]
     clock = lambda: time.time() + offset[0]  # noqa: E731
     async with StatusAggregator(settings, transport=instant, clock=clock) as aggregator:

@@ -28,10 +28,12 @@ from pathlib import Path
 
 import aiohttp
 
+from contracts import QUERY_PATHS
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 PY = sys.executable
-PATHS = {"payment": "payments", "inventory": "reservations", "shipping": "shipments"}
+PATHS = QUERY_PATHS  # participant -> "/<path>/{workflow_id}"
 
 
 def say(message: str) -> None:
@@ -236,7 +238,7 @@ def gateway_config(
     for name, participant_port in ports.items():
         lines += [
             f"[participants.{name}]",
-            f'url = "http://127.0.0.1:{participant_port}/{PATHS[name]}/{{workflow_id}}"',
+            f'url = "http://127.0.0.1:{participant_port}{PATHS[name]}"',
             f"timeout_ms = {timeout_ms}",
             f"[participants.{name}.protection]",
             "max_concurrency = 1024",
@@ -380,9 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 [PY, str(HERE / "servers.py"), "participant", "--name", name, "--port", str(port)],
                 port,
             )
-        participant_urls = [
-            f"http://127.0.0.1:{ports[n]}/{PATHS[n]}/{{workflow_id}}" for n in PATHS
-        ]
+        participant_urls = [f"http://127.0.0.1:{ports[n]}{PATHS[n]}" for n in PATHS]
         gw_port, naive_port, ceiling_port = free_port(), free_port(), free_port()
         config = gateway_config(directory, gw_port, ports, 500, breaker=True)
         running.start(
@@ -502,7 +502,10 @@ def main(argv: list[str] | None = None) -> int:
         fan_targets = {
             "gateway": (gateway + "/", STATUS_PATH),
             "naive": (f"http://127.0.0.1:{naive_port}/", STATUS_PATH),
-            "participant": (f"http://127.0.0.1:{ports['payment']}/", "/payments/{id}"),
+            "participant": (
+                f"http://127.0.0.1:{ports['payment']}/",
+                PATHS["payment"].replace("{workflow_id}", "{id}"),
+            ),
         }
         fan_runs: dict[str, list[Wrk]] = {who: [] for who in fan_targets}
         for n in range(FAN_RUNS):  # in turn, so each round's three see the same drift

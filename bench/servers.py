@@ -16,8 +16,10 @@ from collections.abc import Sequence
 import uvloop
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
+from contracts import QUERY_PATHS
+
 STATES = {"payment": "captured", "inventory": "reserved", "shipping": "in_transit"}
-PATHS = {"payment": "payments", "inventory": "reservations", "shipping": "shipments"}
+PATHS = QUERY_PATHS  # participant -> "/<path>/{workflow_id}"
 DOMAIN: dict[str, dict[str, object]] = {
     "payment": {"amount": 1999, "currency": "EUR"},
     "inventory": {"items": [{"sku": "book-1", "quantity": 1}]},
@@ -55,7 +57,7 @@ def participant_app(name: str, delay_ms: float) -> web.Application:
         return web.json_response(mode)
 
     app = web.Application()
-    app.router.add_get(f"/{PATHS[name]}/{{workflow_id}}", query)
+    app.router.add_get(PATHS[name], query)
     app.router.add_get("/_count", count)
     app.router.add_put("/_mode", set_mode)
     return app

@@ -4,6 +4,7 @@ Depends on pydantic only, so a participant team can import it without the aggreg
 """
 
 from ._api import BatchEntry, BatchRequest, BatchResponse, Problem
+from ._media import content_encoding, is_json
 from ._status import (
     Anomaly,
     ErrorKind,
@@ -13,9 +14,11 @@ from ._status import (
     Source,
     WorkflowStatus,
 )
+from ._validation import validation_problems
 from ._views import (
     BUILTIN_VIEWS,
     CONTRACT_VERSION,
+    QUERY_PATHS,
     GenericView,
     InventoryState,
     InventoryView,
@@ -30,6 +33,7 @@ from ._views import (
 __all__ = [
     "BUILTIN_VIEWS",
     "CONTRACT_VERSION",
+    "QUERY_PATHS",
     "Anomaly",
     "BatchEntry",
     "BatchRequest",
@@ -50,4 +54,7 @@ __all__ = [
     "ShippingView",
     "Source",
     "WorkflowStatus",
+    "content_encoding",
+    "is_json",
+    "validation_problems",
 ]

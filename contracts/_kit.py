@@ -22,16 +22,14 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from ._http import Answer, HttpError, post_json, request
-from ._views import BUILTIN_VIEWS, ParticipantView
+from ._media import content_encoding, is_json
+from ._validation import validation_problems
+from ._views import BUILTIN_VIEWS, QUERY_PATHS, ParticipantView
 
 StateSetup = Callable[[str, str, str], Awaitable[None] | None]
 """``setup(participant, state, workflow_id)``: put the provider's record in that state."""
 
-DEFAULT_PATHS = {
-    "payment": "/payments/{workflow_id}",
-    "inventory": "/reservations/{workflow_id}",
-    "shipping": "/shipments/{workflow_id}",
-}
+DEFAULT_PATHS = QUERY_PATHS
 AGGREGATOR_HEADERS = {
     "Accept": "application/json",
     "Accept-Encoding": "identity",
@@ -123,25 +121,6 @@ def _workflow_id(case: Case, nonce: str) -> str:
     return f"{case.id_stem}-{suffix}-{nonce}"[:128]
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-def _violations(error: ValidationError) -> list[str]:
-    reasons = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(step) for step in item["loc"]) or "body"
-        value = item["input"]
-        shown = (
-            "missing" if item["type"] == "missing" else f"got {json.dumps(value, default=str)[:60]}"
-        )
-        reasons.append(f"{where}: {item['msg']} ({shown})")
-    return reasons
-
-
 def check_answer(
     answer: Answer, model: type[ParticipantView], case: Case, workflow_id: str
 ) -> list[str]:
@@ -155,11 +134,11 @@ def check_answer(
     if answer.status != 200:
         return [f"expected HTTP 200, got HTTP {answer.status}"]
     reasons = []
-    encoding = answer.headers.get("content-encoding", "identity").lower()
-    if encoding not in ("", "identity"):
+    encoding = content_encoding(answer.headers)
+    if encoding is not None:
         reasons.append(f"content-encoding {encoding!r}: the aggregator asks for identity")
     content_type = answer.headers.get("content-type", "")
-    if not _is_json(content_type):
+    if not is_json(content_type):
         reasons.append(f"content type {content_type or 'missing'!r} is not application/json")
     try:
         json.loads(answer.body)
@@ -169,7 +148,7 @@ def check_answer(
     try:
         view = model.model_validate_json(answer.body, strict=True)
     except ValidationError as exc:
-        return [*reasons, *_violations(exc)]
+        return [*reasons, *validation_problems(exc, inputs=True)]
     if view.state != case.state:
         reasons.append(f"state: expected {case.state!r}, got {view.state!r}")
     if view.workflow_id != workflow_id:

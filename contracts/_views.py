@@ -94,3 +94,10 @@ class GenericView(ParticipantView):
 BUILTIN_VIEWS: dict[str, type[ParticipantView]] = {
     model.participant: model for model in (PaymentView, InventoryView, ShippingView)
 }
+# Where the built-in participants answer their query API, under their base URL: what
+# the reference services serve, the kit asks by default and the examples configure.
+QUERY_PATHS: dict[str, str] = {
+    "payment": "/payments/{workflow_id}",
+    "inventory": "/reservations/{workflow_id}",
+    "shipping": "/shipments/{workflow_id}",
+}

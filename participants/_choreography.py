@@ -13,6 +13,8 @@ from types import TracebackType
 
 from aiohttp import web
 
+from contracts import QUERY_PATHS
+
 from ._bus import InProcessBus
 from ._chance import Chance
 from ._events import order_placed
@@ -106,7 +108,7 @@ class Choreography:
                 base = f"http://{self.config.host}:{port}"
                 self.services[name] = service
                 self.base_urls[name] = base
-                self.urls[name] = f"{base}/{service_type.path}/{{workflow_id}}"
+                self.urls[name] = base + QUERY_PATHS[name]
             # Closed first: no step or delivery may touch a database after it closes.
             stack.push_async_callback(self._quiesce)
             if "payment" in self.services:

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contracts import ParticipantView
+from contracts import QUERY_PATHS, ParticipantView, validation_problems
 
 from ._bus import Bus
 from ._chance import Chance
@@ -55,7 +55,6 @@ class Participant(ABC):
     """
 
     name: ClassVar[str]
-    path: ClassVar[str]  # the query API is GET /<path>/{workflow_id}
     view: ClassVar[type[ParticipantView]]
 
     def __init__(
@@ -151,7 +150,7 @@ class Participant(ABC):
         try:
             faults = Faults.model_validate_json(await request.read())
         except ValidationError as exc:
-            return _problem(400, "Invalid faults", str(exc.errors(include_url=False)[0]["msg"]))
+            return _problem(400, "Invalid faults", validation_problems(exc)[0])
         self.set_faults(faults)
         return web.json_response(faults.model_dump())
 
@@ -159,9 +158,7 @@ class Participant(ABC):
         try:
             wanted = ProviderState.model_validate_json(await request.read())
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(step) for step in first["loc"]) or "body"
-            return _problem(400, "Invalid provider state", f"{where}: {first['msg']}")
+            return _problem(400, "Invalid provider state", validation_problems(exc)[0])
         if wanted.participant != self.name:
             return _problem(
                 400, "Wrong participant", f"this is {self.name}, not {wanted.participant}"
@@ -176,7 +173,7 @@ class Participant(ABC):
         """The participant's HTTP application; the admin endpoint and the contract
         kit's state hook (``POST /_contract/state``) only when asked for."""
         app = web.Application(middlewares=[self._faulty])
-        app.router.add_get(f"/{self.path}/{{workflow_id}}", self._query, allow_head=False)
+        app.router.add_get(QUERY_PATHS[self.name], self._query, allow_head=False)
         if admin:
             app.router.add_get("/_admin/faults", self._get_faults, allow_head=False)
             app.router.add_put("/_admin/faults", self._put_faults)

@@ -15,7 +15,6 @@ class InventoryService(Participant):
     (OutOfStock); PaymentRefunded -> released (StockReleased)."""
 
     name = "inventory"
-    path = "reservations"
     view = InventoryView
 
     def wire(self) -> None:

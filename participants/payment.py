@@ -15,7 +15,6 @@ class PaymentService(Participant):
     (PaymentFailed); OutOfStock -> refunded (PaymentRefunded)."""
 
     name = "payment"
-    path = "payments"
     view = PaymentView
 
     def wire(self) -> None:

@@ -17,7 +17,6 @@ class ShippingService(Participant):
     -> delivered (ShipmentDelivered)."""
 
     name = "shipping"
-    path = "shipments"
     view = ShippingView
 
     def wire(self) -> None:

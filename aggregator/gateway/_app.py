@@ -27,7 +27,7 @@ from aggregator import (
     StatusAggregator,
     Transport,
 )
-from contracts import BatchEntry, BatchRequest, BatchResponse, Problem
+from contracts import BatchEntry, BatchRequest, BatchResponse, Problem, validation_problems
 
 from ._auth import Authenticator
 from ._collector import tune_collector
@@ -323,9 +323,7 @@ async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamRespon
     try:
         batch = BatchRequest.model_validate_json(await request.read())
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(step) for step in first["loc"]) or "body"
-        return problem("invalid-request", 400, f"{where}: {first['msg']}")
+        return problem("invalid-request", 400, validation_problems(exc)[0])
     if len(batch.ids) > limit:
         return problem("batch-too-large", 400, f"{len(batch.ids)} ids given; at most {limit}")
     entries: list[BatchEntry | None] = []

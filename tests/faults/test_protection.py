@@ -74,9 +74,11 @@ async def test_the_bulkhead_holds_a_stalled_participant_to_its_limit(
     faulty: FaultyParticipant,
 ) -> None:
     """40 requests at once for a participant that never answers: at most 4 calls in
-    flight to it; the healthy participants answer as fast as ever."""
+    flight to it; the healthy participants answer as fast as ever. (The calls' timeout
+    outlasts the 40 requests' arrival even on a busy machine: no slot frees up, and
+    no closing connection overlaps a new one, before all have come.)"""
     bulkhead = {"breaker_threshold": 1_000_000, "max_concurrency": 4}
-    async with running_gateway(fault_settings(faulty, shipping=bulkhead, timeout_ms=300)) as gw:
+    async with running_gateway(fault_settings(faulty, shipping=bulkhead, timeout_ms=1_500)) as gw:
         paths = [f"/workflows/stall-accept.{n}/status" for n in range(40)]
         results = await fetch_all(gw.client, paths, concurrency=40)
         metrics = await (await gw.client.get("/metrics")).text()
