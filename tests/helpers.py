@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregator import OutboundRequest, Settings, TransportFailure, TransportResponse
+from aggregator import (
+    OutboundRequest,
+    Settings,
+    StatusAggregator,
+    TransportFailure,
+    TransportResponse,
+)
+from aggregator.testing import ManualClock
+from contracts import QUERY_PATHS
 
-URLS = {
-    "payment": "http://payment.test/payments/{workflow_id}",
-    "inventory": "http://inventory.test/reservations/{workflow_id}",
-    "shipping": "http://shipping.test/shipments/{workflow_id}",
-}
+URLS = {name: f"http://{name}.test{path}" for name, path in QUERY_PATHS.items()}
 JSON = {"content-type": "application/json"}
 
 
@@ -100,3 +105,16 @@ def all_states(network: FakeNetwork, workflow_id: str, **states: str) -> None:
 async def forever(_: OutboundRequest) -> Answer:
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
+
+
+def make_aggregator(
+    network: FakeNetwork, clock: ManualClock | None = None, *, seed: int = 7, **overrides: Any
+) -> StatusAggregator:
+    """An aggregator over ``network`` on a manual clock, with ``settings(**overrides)``
+    and seeded retry jitter."""
+    return StatusAggregator(
+        settings(**overrides),
+        transport=network,
+        clock=clock or ManualClock(),
+        rng=random.Random(seed),
+    )

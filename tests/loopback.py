@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from tests.helpers import body
 
@@ -86,17 +87,15 @@ async def participants() -> AsyncIterator[LoopbackParticipants]:
     server = LoopbackParticipants()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server.handle)
-    # A call the aggregator gives up on ends its handler here too, as in production.
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    server.base_url = f"http://127.0.0.1:{port}"
+    # A call the aggregator gives up on ends its handler here too (TestServer cancels
+    # handlers, as production does).
+    running = TestServer(app)
+    await running.start_server(access_log=None)
+    server.base_url = str(running.make_url("")).rstrip("/")
     try:
         yield server
     finally:
-        await runner.cleanup()
+        await running.close()
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import random
 import weakref
-from typing import Any
 
 import pytest
 
@@ -23,18 +21,23 @@ from aggregator import (
 from aggregator._answer import Rendering
 from aggregator.testing import ManualClock
 from contracts import ErrorKind, Outcome, Source
-from tests.helpers import JSON, NOT_FOUND, URLS, FakeNetwork, all_states, forever, ok, settings
+from tests.helpers import (
+    JSON,
+    NOT_FOUND,
+    URLS,
+    FakeNetwork,
+    all_states,
+    forever,
+    make_aggregator,
+    ok,
+    settings,
+)
 
 REFUSED = TransportFailure(Outcome.UNAVAILABLE, ErrorKind.CONNECTION, "cannot connect", True)
 HTTP_503 = TransportResponse(503, {}, b"")
 
 
-def aggregator(
-    network: FakeNetwork, clock: ManualClock | None = None, **overrides: Any
-) -> StatusAggregator:
-    return StatusAggregator(
-        settings(**overrides), transport=network, clock=clock or ManualClock(), rng=random.Random(7)
-    )
+aggregator = make_aggregator
 
 
 async def test_parts_are_fetched_concurrently() -> None:

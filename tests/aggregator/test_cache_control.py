@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from aggregator import Settings, StatusAggregator, TransportResponse
+from aggregator import StatusAggregator, TransportResponse
 from aggregator._cache_control import Directives, of_response, parse
 from aggregator.testing import ManualClock
 from contracts import Source
-from tests.helpers import JSON, FakeNetwork, all_states, body, settings
+from tests.helpers import JSON, FakeNetwork, all_states, body, make_aggregator
 
 REFUSED_503 = TransportResponse(503, {}, b"")
 
@@ -68,10 +66,8 @@ def payment_saying(cache_control: str | None) -> FakeNetwork:
 def aggregator(
     network: FakeNetwork, clock: ManualClock, *, ttl_ms: int = 2_000
 ) -> StatusAggregator:
-    configured: Settings = settings(
-        cache={"ttl_ms": ttl_ms, "terminal_ttl_ms": 30_000, "stale_ms": 60_000}
-    )
-    return StatusAggregator(configured, transport=network, clock=clock, rng=random.Random(1))
+    cache = {"ttl_ms": ttl_ms, "terminal_ttl_ms": 30_000, "stale_ms": 60_000}
+    return make_aggregator(network, clock, seed=1, cache=cache)
 
 
 @pytest.mark.parametrize(

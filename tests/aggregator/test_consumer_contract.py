@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
-from aggregator import StatusAggregator, TransportResponse
-from aggregator.testing import ManualClock
+from aggregator import TransportResponse
 from contracts import BUILTIN_VIEWS, Outcome, ParticipantStatus, ParticipantView
 from contracts._schemas import SCHEMA_DIR
-from tests.helpers import JSON, FakeNetwork, body, settings
+from tests.helpers import JSON, FakeNetwork, body, make_aggregator
 
 READ_BY_THE_AGGREGATOR = {"workflow_id", "state", "version", "updated_at"}
 
@@ -32,7 +30,7 @@ def test_the_common_fields_are_what_the_aggregator_reads() -> None:
 
 async def ask(participant: str, payload: dict[str, object]) -> ParticipantStatus:
     network = FakeNetwork({participant: TransportResponse(200, JSON, json.dumps(payload).encode())})
-    agg = StatusAggregator(settings(), transport=network, clock=ManualClock(), rng=random.Random(1))
+    agg = make_aggregator(network, seed=1)
     async with agg:
         return (await agg.status("o-1")).participants[participant]
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 GOOD = {
     "version": 2,
@@ -63,10 +64,9 @@ async def broken_payment() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/_contract/state", provider.set_state)
     app.router.add_get("/payments/{workflow_id}", provider.query)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    server = TestServer(app)
+    await server.start_server(access_log=None)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield str(server.make_url("")).rstrip("/")
     finally:
-        await runner.cleanup()
+        await server.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from aggregator import Settings
 from aggregator.gateway import create_app
@@ -28,15 +29,14 @@ async def running_gateway(
     settings: Settings, *, clock: Callable[[], float] | None = None
 ) -> AsyncIterator[Running]:
     app = create_app(settings, clock=clock) if clock else create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    server = TestServer(app)  # on 127.0.0.1, a free port, handlers cancelled as in production
+    await server.start_server(access_log=None)
+    url = str(server.make_url("")).rstrip("/")
     try:
         async with aiohttp.ClientSession(base_url=url) as client:
             yield Running(url, client, app)
     finally:
-        await runner.cleanup()
+        await server.close()
 
 
 def gateway_settings(server: LoopbackParticipants, **overrides: Any) -> Settings:
