@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class Reply:
     status: int
     headers: dict[str, str]  # names in lower case
     body: bytes
@@ -28,7 +28,7 @@ def request(
     body: bytes | None = None,
     timeout: float = 5.0,
     max_body: int = 1024 * 1024,
-) -> Answer:
+) -> Reply:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpError(f"not an http(s) URL: {url!r}")
@@ -41,7 +41,7 @@ def request(
         connection.request(method, target, body=body, headers=headers or {})
         response = connection.getresponse()
         data = response.read(max_body + 1)
-        return Answer(
+        return Reply(
             response.status, {k.lower(): v for k, v in response.getheaders()}, data[: max_body + 1]
         )
     except (OSError, http.client.HTTPException) as exc:
@@ -52,7 +52,7 @@ def request(
         connection.close()
 
 
-def post_json(url: str, payload: object, *, timeout: float = 5.0) -> Answer:
+def post_json(url: str, payload: object, *, timeout: float = 5.0) -> Reply:
     return request(
         "POST",
         url,

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from ._http import Answer, HttpError, post_json, request
+from ._http import HttpError, Reply, post_json, request
 from ._media import content_encoding, is_json
 from ._validation import validation_problems
 from ._views import BUILTIN_VIEWS, QUERY_PATHS, ParticipantView
@@ -121,32 +121,32 @@ def _workflow_id(case: Case, nonce: str) -> str:
     return f"{case.id_stem}-{suffix}-{nonce}"[:128]
 
 
-def check_answer(
-    answer: Answer, model: type[ParticipantView], case: Case, workflow_id: str
+def check_reply(
+    reply: Reply, model: type[ParticipantView], case: Case, workflow_id: str
 ) -> list[str]:
-    """Everything wrong with an answer, as readable reasons; empty when it keeps the contract."""
+    """Everything wrong with a query reply, as readable reasons; empty when it keeps the contract."""
     if case.expect == "not_found":
-        if answer.status == 404:
+        if reply.status == 404:
             return []
         return [
-            f"expected HTTP 404 for a workflow the provider never saw, got HTTP {answer.status}"
+            f"expected HTTP 404 for a workflow the provider never saw, got HTTP {reply.status}"
         ]
-    if answer.status != 200:
-        return [f"expected HTTP 200, got HTTP {answer.status}"]
+    if reply.status != 200:
+        return [f"expected HTTP 200, got HTTP {reply.status}"]
     reasons = []
-    encoding = content_encoding(answer.headers)
+    encoding = content_encoding(reply.headers)
     if encoding is not None:
         reasons.append(f"content-encoding {encoding!r}: the aggregator asks for identity")
-    content_type = answer.headers.get("content-type", "")
+    content_type = reply.headers.get("content-type", "")
     if not is_json(content_type):
         reasons.append(f"content type {content_type or 'missing'!r} is not application/json")
     try:
-        json.loads(answer.body)
+        json.loads(reply.body)
     except ValueError:
-        shown = answer.body[:60].decode("utf-8", "replace")
+        shown = reply.body[:60].decode("utf-8", "replace")
         return [*reasons, f"body is not JSON: {shown!r}"]
     try:
-        view = model.model_validate_json(answer.body, strict=True)
+        view = model.model_validate_json(reply.body, strict=True)
     except ValidationError as exc:
         return [*reasons, *validation_problems(exc, inputs=True)]
     if view.state != case.state:
@@ -213,13 +213,13 @@ class Verifier:
         assert self.state_hook is not None
         payload = {"participant": self.participant, "state": case.state, "workflow_id": workflow_id}
         try:
-            answer = await asyncio.to_thread(
+            reply = await asyncio.to_thread(
                 post_json, self.state_hook, payload, timeout=self.timeout
             )
         except HttpError as exc:
             return f"state hook {self.state_hook} unreachable: {exc}"
-        if not 200 <= answer.status < 300:
-            return f"state hook answered HTTP {answer.status} for {payload}"
+        if not 200 <= reply.status < 300:
+            return f"state hook answered HTTP {reply.status} for {payload}"
         return None
 
     async def run_case(self, case: Case) -> Result:
@@ -231,7 +231,7 @@ class Verifier:
             reasons.append(problem)
         else:
             try:
-                answer = await asyncio.to_thread(
+                reply = await asyncio.to_thread(
                     request,
                     "GET",
                     self.url_for(workflow_id),
@@ -241,7 +241,7 @@ class Verifier:
             except HttpError as exc:
                 reasons.append(f"no HTTP answer from {self.url_for(workflow_id)}: {exc}")
             else:
-                reasons = check_answer(answer, self.model, case, workflow_id)
+                reasons = check_reply(reply, self.model, case, workflow_id)
         seconds = time.perf_counter() - started
         return Result(case, workflow_id, not reasons, tuple(reasons), seconds)
 
