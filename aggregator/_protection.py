@@ -136,6 +136,7 @@ class Protection:
         except asyncio.CancelledError:
             if task not in self._expired:
                 raise
+            task.uncancel()  # the cancellation was the time bound's own: it ends here
             detail = {
                 ErrorKind.BULKHEAD_FULL: "too many calls in flight to this participant",
                 ErrorKind.THROTTLED: "rate limit reached for this participant",

@@ -59,8 +59,9 @@ class Observer(Protocol):
 class ParticipantStats:
     """Counters since start; read them, never write them.
 
-    ``fetches`` and ``retries`` count calls made, ``coalesced`` callers who shared
-    one; ``cache_hits``, ``stale_served`` and ``outcomes`` count parts served.
+    ``fetches`` counts calls started (an open circuit refuses at once, without
+    one), ``retries`` the calls made again, ``coalesced`` callers who shared one;
+    ``cache_hits``, ``stale_served`` and ``outcomes`` count parts served.
     """
 
     fetches: int = 0

@@ -124,13 +124,11 @@ def _workflow_id(case: Case, nonce: str) -> str:
 def check_reply(
     reply: Reply, model: type[ParticipantView], case: Case, workflow_id: str
 ) -> list[str]:
-    """Everything wrong with a query reply, as readable reasons; empty when it keeps the contract."""
+    """Everything wrong with a query reply, as readable reasons; empty if it keeps the contract."""
     if case.expect == "not_found":
         if reply.status == 404:
             return []
-        return [
-            f"expected HTTP 404 for a workflow the provider never saw, got HTTP {reply.status}"
-        ]
+        return [f"expected HTTP 404 for a workflow the provider never saw, got HTTP {reply.status}"]
     if reply.status != 200:
         return [f"expected HTTP 200, got HTTP {reply.status}"]
     reasons = []
