@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 
-from contracts import Source, WorkflowStatus
+from contracts import QUERY_HEADERS, Source, WorkflowStatus
 
 from ._answer import Answer, Rendering
 from ._breaker import BreakerState
@@ -25,11 +25,7 @@ from ._transport import Transport
 from ._version import DISTRIBUTION, __version__
 
 USER_AGENT = f"{DISTRIBUTION}/{__version__}"
-BASE_HEADERS = {
-    "Accept": "application/json",
-    "Accept-Encoding": "identity",
-    "User-Agent": USER_AGENT,
-}
+BASE_HEADERS = {**QUERY_HEADERS, "User-Agent": USER_AGENT}
 
 
 class StatusAggregator:

@@ -68,9 +68,9 @@ class PartCache:
         self._parts: LRUCache[Hashable, Part] = LRUCache(max_entries)
         self._standing_in: LRUCache[Hashable, Part] = LRUCache(max_entries)
 
-    @property
-    def stale_window(self) -> float:
-        return self._stale
+    def stale_until(self, part: Part) -> float:
+        """Until when ``part`` may stand in for a failed call (the stale window's end)."""
+        return float("inf") if part.fetched_at is None else part.fetched_at + self._stale
 
     def lifetime(self, part: Part) -> float:
         """How long ``part`` is served from the cache after it was fetched."""

@@ -318,7 +318,7 @@ def _parser() -> argparse.ArgumentParser:
     write = commands.add_parser("init", help="write a commented example configuration")
     write.add_argument("file", nargs="?", default="aggregator.toml", help="(default: %(default)s)")
     write.add_argument("--force", action="store_true", help="replace an existing file")
-    for name in sorted(_plugins()):
+    for name in sorted(_plugins().keys() - _OWN_COMMANDS):  # ours are never shadowed
         commands.add_parser(name, help=f"see '{PROG} {name} --help'")
     return parser
 

@@ -23,12 +23,10 @@ from ._stage import Ask, Key, ParticipantStats, Stage
 class Flight:
     """One call in flight and the callers waiting for its part."""
 
-    __slots__ = ("call", "task", "waiters")
+    __slots__ = ("started", "task", "waiters")
 
-    def __init__(self, call: Awaitable[Part]) -> None:
-        # The rest of the pipeline, until the task starts awaiting it: a task
-        # cancelled before its first step never does, and the call is closed then.
-        self.call: Awaitable[Part] | None = call
+    def __init__(self) -> None:
+        self.started = False  # whether its task has taken its first step
         # A future per caller still waiting, in the order they came (a dict: one
         # leaves in constant time).
         self.waiters: dict[asyncio.Future[Part], None] = {}
@@ -39,16 +37,6 @@ class Flight:
             if not waiter.done():  # a caller that gave up has cancelled its own
                 _resolve(waiter, result)
         self.waiters.clear()
-
-
-def _cancel(flight: Flight) -> None:
-    """Cancel a flight's task, and close its call if the task never started it."""
-    if flight.task is not None:
-        flight.task.cancel()
-    call, flight.call = flight.call, None
-    close = getattr(call, "close", None)  # a coroutine's: no "never awaited" warning
-    if close is not None:
-        close()
 
 
 def _resolve(waiter: asyncio.Future[Part], result: Part | BaseException) -> None:
@@ -86,18 +74,19 @@ class Coalescing:
             started = self._next(ask)
             if isinstance(started, Part):  # answered at once: nothing to share
                 return started
-            flight = self._flights[key] = Flight(started)
-            flight.task = self._loop.create_task(self._fly(key, flight), name=self._task_name)
+            flight = self._flights[key] = Flight()
+            flight.task = self._loop.create_task(
+                self._fly(key, flight, started), name=self._task_name
+            )
         else:
             self._stats.coalesced += 1
         waiter: asyncio.Future[Part] = self._loop.create_future()
         flight.waiters[waiter] = None
         return waiter
 
-    async def _fly(self, key: Key, flight: Flight) -> None:
+    async def _fly(self, key: Key, flight: Flight, call: Awaitable[Part]) -> None:
         """A flight's task: one call, whose part every caller waiting on it gets."""
-        call, flight.call = flight.call, None
-        assert call is not None
+        flight.started = True
         try:
             part = await call
         except BaseException as exc:  # the callers get it, as if they awaited the call
@@ -124,7 +113,19 @@ class Coalescing:
             # Out of reach at once: a caller arriving before the task has ended
             # starts a call of its own instead of joining one being cancelled.
             del self._flights[key]
-            _cancel(flight)
+            self._cancel(flight)
+
+    def _cancel(self, flight: Flight) -> None:
+        task = flight.task
+        if task is None:
+            return
+        if flight.started:
+            task.cancel()
+        else:
+            # Cancelled before its first step, the task would never start the stages'
+            # coroutines it was given (each "never awaited"): it starts them, and the
+            # cancellation reaches them where they first wait, to end as they should.
+            self._loop.call_soon(task.cancel)
 
     def in_flight(self) -> list[asyncio.Task[None]]:
         """The calls in flight, one per key."""
@@ -135,7 +136,7 @@ class Coalescing:
         flights = list(self._flights.values())
         tasks = self.in_flight()
         for flight in flights:
-            _cancel(flight)
+            self._cancel(flight)
         await asyncio.gather(*tasks, return_exceptions=True)
         self._flights.clear()
         for flight in flights:  # a task cancelled before it started settled nobody

@@ -30,7 +30,7 @@ class AiohttpTransport:
     Example::
 
         async with AiohttpTransport() as transport:
-            reply = await transport(OutboundRequest(url, {}, max_body_bytes=262_144))
+            reply = await transport(OutboundRequest(url=url, headers={}, max_body_bytes=262_144))
 
     It does not bound a call's time: the aggregator does, around it (or wrap a
     call in ``asyncio.timeout``).

@@ -83,10 +83,7 @@ class ParticipantPipeline:
     def stands_in_until(self, part: Part) -> float:
         """Until when ``part``, given at once in place of a call, would be given again:
         until the circuit lets a probe through, or the part leaves the stale window."""
-        until = self.breaker.reopens_at
-        if part.fetched_at is not None:
-            until = min(until, part.fetched_at + self._cache.stale_window)
-        return until
+        return min(self.breaker.reopens_at, self._cache.stale_until(part))
 
     def count_served(self, source: Source | None, outcome: str, times: int = 1) -> None:
         """Count parts served: by where they came from, and by outcome."""

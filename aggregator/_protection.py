@@ -1,9 +1,11 @@
 """Protection of one participant, wrapped around the transport with its signature.
 
 In the order a call meets them: the circuit breaker's refusal (at once, without
-a task, while it is open), the call's time bound, the rate limit (a token
-reserved before any slot is taken, refused at once when none comes in time),
-the bulkhead (calls in flight at most), the breaker's admission, and one retry
+a task, while it is open), the rate limit (a token reserved before anything
+else, refused at once unless it comes early enough for the call to have its
+whole timeout before the request's deadline; given back if the call's callers
+leave while it waits), the call's time bound, the bulkhead (calls in flight at
+most), the breaker's admission, and one retry
 of a retryable failure within a retry budget. Every refusal is a reply, a
 ``TransportFailure``, never an exception: a stage is tested by handing it a
 fake transport.
@@ -108,6 +110,23 @@ class Protection:
         """The call, ended by its timeout or the request's deadline, whichever is first."""
         self._stats.fetches += 1
         loop = self._loop
+        if self._rate is not None:
+            # A token before anything else, waited for only while the call can still
+            # have its whole timeout before the request's deadline.
+            left = request.deadline - loop.time() - self._timeout
+            wait = self._rate.reserve(within=left if left > 0 else 0.0)
+            if wait is None:
+                return TransportFailure(
+                    Outcome.UNAVAILABLE,
+                    ErrorKind.THROTTLED,
+                    "rate limit reached for this participant",
+                )
+            if wait > 0:
+                try:
+                    await asyncio.sleep(wait)
+                except asyncio.CancelledError:  # its callers left: the call is not made
+                    self._rate.release()
+                    raise
         now = loop.time()
         ends = min(request.deadline, now + self._timeout)
         # The bound: a timer that cancels this task, turned into a timeout below. An
@@ -117,19 +136,8 @@ class Protection:
         task = asyncio.current_task(loop)
         assert task is not None
         timer = loop.call_at(ends, self._expire, task)
-        stage = ErrorKind.THROTTLED
+        stage = ErrorKind.BULKHEAD_FULL
         try:
-            if self._rate is not None:
-                wait = self._rate.reserve(within=ends - now)
-                if wait is None:
-                    return TransportFailure(
-                        Outcome.UNAVAILABLE,
-                        ErrorKind.THROTTLED,
-                        "rate limit reached for this participant",
-                    )
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            stage = ErrorKind.BULKHEAD_FULL
             async with self._bulkhead:
                 stage = ErrorKind.TIMEOUT
                 return await self._admitted(request, ends)
@@ -137,10 +145,11 @@ class Protection:
             if task not in self._expired:
                 raise
             task.uncancel()  # the cancellation was the time bound's own: it ends here
-            detail = {
-                ErrorKind.BULKHEAD_FULL: "too many calls in flight to this participant",
-                ErrorKind.THROTTLED: "rate limit reached for this participant",
-            }.get(stage, f"no answer within {round((ends - now) * 1000)} ms")
+            detail = (
+                "too many calls in flight to this participant"
+                if stage is ErrorKind.BULKHEAD_FULL
+                else f"no answer within {round((ends - now) * 1000)} ms"
+            )
             return TransportFailure(Outcome.UNAVAILABLE, stage, detail)
         finally:
             timer.cancel()

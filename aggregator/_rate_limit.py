@@ -14,8 +14,11 @@ class RateLimit:
     that cannot be served within its ``within`` seconds is refused and books
     nothing. ``burst`` defaults to one second's worth of calls (at least one).
 
-    The time is the highest reading of ``clock`` seen so far: a clock stepping
-    back stands still until it catches up, so it never grants a token.
+    A clock stepping back (a wall clock set back) counts as no time passing, and
+    time counts again from its new reading: the step costs no token and grants
+    none. (Waiting until it caught up again would throttle the participant for
+    as long as the step.) A call booked and then not made is given back with
+    ``release``.
 
     >>> now = [0.0]
     >>> limit = RateLimit(2, clock=lambda: now[0])
@@ -27,7 +30,7 @@ class RateLimit:
     0.0
     """
 
-    __slots__ = ("_burst", "_clock", "_latest", "_rate", "_tokens")
+    __slots__ = ("_burst", "_clock", "_last", "_rate", "_tokens")
 
     def __init__(
         self, rate: float, *, burst: int | None = None, clock: Callable[[], float]
@@ -42,21 +45,26 @@ class RateLimit:
         self._burst = float(burst)
         self._clock = clock
         self._tokens = self._burst  # below zero: calls booked ahead of the refill
-        self._latest = clock()  # the highest reading: the time never goes back
+        self._last = clock()  # the reading the tokens were counted at
 
     def reserve(self, within: float) -> float | None:
         """Reserve one call: the seconds to wait before making it (0.0: now), or None
         when no token comes within ``within`` seconds (nothing is reserved then)."""
         now = self._clock()
         tokens = self._tokens
-        if now > self._latest:
-            tokens += (now - self._latest) * self._rate
+        if now > self._last:
+            tokens += (now - self._last) * self._rate
             if tokens > self._burst:  # plain ifs: min() and max() cost more than the rest
                 tokens = self._burst
-            self._latest = now
+        self._last = now  # after a step back too: time counts from here
         wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate
         if wait > within:
             self._tokens = tokens
             return None
         self._tokens = tokens - 1.0
         return wait
+
+    def release(self) -> None:
+        """Give back the token of a call booked and then not made (its caller left)."""
+        tokens = self._tokens + 1.0
+        self._tokens = self._burst if tokens > self._burst else tokens

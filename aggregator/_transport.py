@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from contracts import ErrorKind, Outcome
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutboundRequest:
     url: str  # already holds the percent-encoded workflow id
     headers: Mapping[str, str]

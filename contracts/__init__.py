@@ -18,6 +18,7 @@ from ._validation import validation_problems
 from ._views import (
     BUILTIN_VIEWS,
     CONTRACT_VERSION,
+    QUERY_HEADERS,
     QUERY_PATHS,
     GenericView,
     InventoryState,
@@ -33,6 +34,7 @@ from ._views import (
 __all__ = [
     "BUILTIN_VIEWS",
     "CONTRACT_VERSION",
+    "QUERY_HEADERS",
     "QUERY_PATHS",
     "Anomaly",
     "BatchEntry",

@@ -24,15 +24,14 @@ from pydantic import ValidationError
 from ._http import HttpError, Reply, post_json, request
 from ._media import content_encoding, is_json
 from ._validation import validation_problems
-from ._views import BUILTIN_VIEWS, QUERY_PATHS, ParticipantView
+from ._views import BUILTIN_VIEWS, QUERY_HEADERS, QUERY_PATHS, ParticipantView
 
 StateSetup = Callable[[str, str, str], Awaitable[None] | None]
 """``setup(participant, state, workflow_id)``: put the provider's record in that state."""
 
 DEFAULT_PATHS = QUERY_PATHS
 AGGREGATOR_HEADERS = {
-    "Accept": "application/json",
-    "Accept-Encoding": "identity",
+    **QUERY_HEADERS,
     "User-Agent": "choreography-status-aggregator/0.1 (contract kit)",
 }
 TRACE_HEADERS = {

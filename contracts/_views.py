@@ -94,6 +94,9 @@ class GenericView(ParticipantView):
 BUILTIN_VIEWS: dict[str, type[ParticipantView]] = {
     model.participant: model for model in (PaymentView, InventoryView, ShippingView)
 }
+# The headers the aggregator sends with every query (and the kit, acting as it):
+# JSON, and no content encoding (bodies are never decompressed).
+QUERY_HEADERS: dict[str, str] = {"Accept": "application/json", "Accept-Encoding": "identity"}
 # Where the built-in participants answer their query API, under their base URL: what
 # the reference services serve, the kit asks by default and the examples configure.
 QUERY_PATHS: dict[str, str] = {

@@ -50,8 +50,9 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
 class Participant(ABC):
     """A reference participant: local state, events in and out, a query API.
 
-    Subclasses name themselves, their query path and contract model, and
-    subscribe their handlers in ``wire``.
+    Subclasses name themselves (one of the built-in participants: their query
+    path is ``QUERY_PATHS[name]``) and their contract model, and subscribe their
+    handlers in ``wire``.
     """
 
     name: ClassVar[str]

@@ -60,19 +60,19 @@ def settings(urls: dict[str, str] | None = None, **overrides: Any) -> Settings:
     return Settings.model_validate(data)
 
 
-Answer = TransportResponse | TransportFailure
-Handler = Callable[[OutboundRequest], Awaitable[Answer]]
+Reply = TransportResponse | TransportFailure
+Handler = Callable[[OutboundRequest], Awaitable[Reply]]
 
 
 @dataclass
 class FakeNetwork:
     """An injected transport: routes by participant host, records every request."""
 
-    answers: dict[str, Answer | Handler] = field(default_factory=dict)
+    answers: dict[str, Reply | Handler] = field(default_factory=dict)
     requests: list[OutboundRequest] = field(default_factory=list)
     _waiting: list[tuple[int, asyncio.Event]] = field(default_factory=list)
 
-    def set(self, participant: str, answer: Answer | Handler) -> None:
+    def set(self, participant: str, answer: Reply | Handler) -> None:
         self.answers[participant] = answer
 
     def calls(self, participant: str) -> int:
@@ -85,7 +85,7 @@ class FakeNetwork:
             self._waiting.append((count, event))
             await event.wait()
 
-    async def __call__(self, request: OutboundRequest) -> Answer:
+    async def __call__(self, request: OutboundRequest) -> Reply:
         self.requests.append(request)
         for count, event in self._waiting:
             if len(self.requests) >= count:
@@ -102,7 +102,7 @@ def all_states(network: FakeNetwork, workflow_id: str, **states: str) -> None:
         network.set(participant, ok(participant, workflow_id, state))
 
 
-async def forever(_: OutboundRequest) -> Answer:
+async def forever(_: OutboundRequest) -> Reply:
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
 

@@ -106,7 +106,10 @@ def home_layer(module: str) -> str | None:
 
 def absolute_imports(module: str, source: str, *, package: bool) -> set[str]:
     """Every module ``source`` imports, anywhere in it (in functions too), by its
-    dotted name; relative imports resolved against ``module``."""
+    dotted name; relative imports resolved against ``module``. A name imported from
+    a package counts as its module too when private (``from aggregator import
+    _answer``), and ``importlib.import_module("x")`` with a literal counts as
+    ``import x``."""
     here = module.split(".") if package else module.split(".")[:-1]
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
@@ -116,8 +119,22 @@ def absolute_imports(module: str, source: str, *, package: bool) -> set[str]:
             base = here[: len(here) - node.level + 1] if node.level else []
             target = ".".join([*base, *([node.module] if node.module else [])])
             found.add(target)
-            if node.module is None:  # from . import x: x may be a module
-                found.update(f"{target}.{alias.name}" for alias in node.names)
+            found.update(
+                f"{target}.{alias.name}"
+                for alias in node.names
+                if node.module is None
+                or (alias.name.startswith("_") and not alias.name.startswith("__"))
+            )
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id)
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.add(node.args[0].value)
     return found
 
 
@@ -166,6 +183,9 @@ def test_every_import_follows_the_arrows() -> None:
         ("aggregator.gateway._render", "from .._cache import PartCache", "aggregator._cache"),
         ("contracts._views", "from aggregator import Part", "contracts._views (contracts)"),
         ("participants._store", "from aggregator import Part", "-> aggregator (core-public)"),
+        ("aggregator.gateway._render", "from aggregator import _answer", "aggregator._answer"),
+        ("aggregator._cli", "from .gateway import _render", "aggregator.gateway._render"),
+        ("aggregator._merge", "importlib.import_module('demo')", "-> demo (demo)"),
     ],
 )
 def test_a_planted_back_import_is_found(module: str, source: str, expected: str) -> None:

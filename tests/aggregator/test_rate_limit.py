@@ -100,21 +100,32 @@ def test_a_clock_stepping_back_grants_no_token_and_costs_none() -> None:
     assert limit.reserve(0.0) == 0.0
     clock.advance(-10.0)
     assert limit.reserve(60.0) == INTERVAL  # as if the clock had stood still
-    clock.advance(10.0)  # back where it was: no time has passed since that reading
-    assert limit.reserve(60.0) == 2 * INTERVAL
-    clock.advance(3 * INTERVAL)  # past the highest reading, time counts again
+    clock.advance(2 * INTERVAL)  # time counts from the new reading, not the old one
     assert limit.reserve(0.0) == 0.0
+    assert limit.reserve(0.0) is None
 
 
-def test_a_clock_swinging_back_and_forth_mints_nothing() -> None:
+def test_a_clock_swinging_back_and_forth_grants_at_most_a_burst() -> None:
     clock = ManualClock()
     limit = RateLimit(RATE, burst=1, clock=clock)
     assert limit.reserve(0.0) == 0.0
     for _ in range(10):
         clock.advance(-1.0)
+        assert limit.reserve(0.0) is None  # stepping back grants nothing
+        clock.advance(1.0)  # a second later by the clock: one burst, no more
+        assert limit.reserve(0.0) == 0.0
         assert limit.reserve(0.0) is None
-        clock.advance(1.0)
-        assert limit.reserve(0.0) is None
+
+
+def test_a_token_given_back_serves_the_next_call() -> None:
+    clock = ManualClock()
+    limit = RateLimit(RATE, burst=2, clock=clock)
+    assert [limit.reserve(0.0), limit.reserve(0.0), limit.reserve(0.0)] == [0.0, 0.0, None]
+    limit.release()
+    assert limit.reserve(0.0) == 0.0
+    for _ in range(5):
+        limit.release()  # more than were booked: the bucket holds a burst at most
+    assert [limit.reserve(0.0), limit.reserve(0.0), limit.reserve(0.0)] == [0.0, 0.0, None]
 
 
 @pytest.mark.parametrize("rate", [0, -1.0, math.nan])

@@ -29,7 +29,7 @@ from aggregator._settings import CacheSettings, ParticipantSettings, ProtectionS
 from aggregator._stage import Ask, Key, ParticipantStats, Stage
 from aggregator.testing import ManualClock
 from contracts import ErrorKind, Outcome, PartError, ShippingView, Source
-from tests.helpers import URLS, FakeNetwork, body, ok
+from tests.helpers import URLS, FakeNetwork, body, forever, ok
 
 KEY: Key = ("acme", "o-1")
 TIMED_OUT = PartError(kind=ErrorKind.TIMEOUT, detail="no answer within 500 ms")
@@ -284,9 +284,11 @@ async def test_a_caller_arriving_after_an_abandonment_starts_a_call_of_its_own()
     assert held.cancelled == 1
 
 
-async def test_a_call_abandoned_before_its_task_ran_is_closed_quietly() -> None:
-    """Abandoned at once (a client gone as soon as it asked), the call's task never
-    takes a step: the coroutine the next stage answered must still be closed."""
+async def test_a_call_abandoned_before_its_task_ran_is_ended_quietly() -> None:
+    """Abandoned at once (a client gone as soon as it asked), before the call's task
+    took a step: the coroutines the next stages answered must still be ended (each
+    would warn "never awaited"), and the call goes no further than where it first
+    waits. A caller arriving meanwhile gets a call of its own."""
     held = Held()
 
     async def abandon_at_once() -> None:
@@ -299,7 +301,7 @@ async def test_a_call_abandoned_before_its_task_ran_is_closed_quietly() -> None:
         await asyncio.gather(cancelled, return_exceptions=True)
         held.release.set()
         assert (await arriving) is held.parts[0]
-        assert held.started == 1
+        assert held.started == 2 and held.cancelled == 1  # the abandoned one, at once
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -484,7 +486,9 @@ def protection(
 
 def request(deadline_in: float = 30.0) -> OutboundRequest:
     loop = asyncio.get_running_loop()
-    return OutboundRequest("http://p/x/o-1", {}, 262_144, deadline=loop.time() + deadline_in)
+    return OutboundRequest(
+        url="http://p/x/o-1", headers={}, max_body_bytes=262_144, deadline=loop.time() + deadline_in
+    )
 
 
 def later_reply(reply: Reply | Awaitable[Reply]) -> Awaitable[Reply]:
@@ -525,6 +529,47 @@ async def test_a_throttled_call_is_refused_without_calling_and_without_waiting()
     assert isinstance(refused, TransportFailure)
     assert (refused.outcome, refused.kind) == (Outcome.UNAVAILABLE, ErrorKind.THROTTLED)
     assert len(transport.requests) == 1
+
+
+async def drained(guarded: Protection, burst: int) -> None:
+    """Spend the rate limit's burst (the clock stands still: no token comes back)."""
+    for _ in range(burst):
+        assert await call(guarded) == HTTP_200
+
+
+async def test_a_call_waits_for_its_token_then_has_its_whole_timeout() -> None:
+    """10 calls a second: the 11th waits 0.1 s for its token, which comes early enough
+    for a 0.2 s timeout before the deadline; the wait is not taken from the call."""
+    transport = Script(HTTP_200)
+    guarded = protection(transport, ManualClock(), timeout_ms=200, rate_limit=10)
+    await drained(guarded, 10)
+    assert await call(guarded, deadline_in=0.2 + 0.5) == HTTP_200
+    assert len(transport.requests) == 11 and state_of(guarded) is BreakerState.CLOSED
+
+
+async def test_a_token_that_would_cut_the_call_s_timeout_is_refused_at_once() -> None:
+    transport = Script(HTTP_200)
+    guarded = protection(transport, ManualClock(), timeout_ms=200, rate_limit=10)
+    await drained(guarded, 10)
+    refused = guarded(request(deadline_in=0.2 + 0.05))  # the token is 0.1 s away
+    assert isinstance(refused, Awaitable)
+    reply = await refused
+    assert isinstance(reply, TransportFailure) and reply.kind is ErrorKind.THROTTLED
+    assert len(transport.requests) == 10
+
+
+async def test_a_call_whose_callers_leave_while_it_waits_gives_its_token_back() -> None:
+    transport = Script(HTTP_200)
+    guarded = protection(transport, ManualClock(), timeout_ms=200, rate_limit=10)
+    await drained(guarded, 10)
+    waiting = asyncio.ensure_future(call(guarded, deadline_in=10.0))  # waits 0.1 s
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    # Its token given back, the next call waits 0.1 s, not 0.2 s: within its 0.15 s.
+    assert await call(guarded, deadline_in=0.2 + 0.15) == HTTP_200
+    assert len(transport.requests) == 11
 
 
 @pytest.mark.parametrize("failure", [REFUSED, HTTP_502], ids=["connection", "http_502"])
@@ -662,3 +707,34 @@ async def test_a_first_ask_is_fetched_and_the_next_is_answered_at_once_from_the_
         assert network.calls("payment") == 1 and pipeline.stats.fetches == 1
     finally:
         await pipeline.aclose()
+
+
+async def test_calls_abandoned_or_closed_before_they_start_end_quietly() -> None:
+    """Through the whole pipeline (three coroutines deep): a call abandoned before
+    its task took a step, and one cut by ``aclose`` likewise, leave no coroutine
+    never awaited, and leave nothing in flight."""
+    network = FakeNetwork({"payment": forever})
+
+    async def abandon_then_close() -> None:
+        pipeline = ParticipantPipeline(
+            ORDER_FULFILMENT.by_name["payment"],
+            ParticipantSettings(url=URLS["payment"], timeout_ms=10_000),
+            CacheSettings(),
+            transport=network,
+            clock=ManualClock(),
+            rng=random.Random(7),
+        )
+        deadline = asyncio.get_running_loop().time() + 30
+        first = pipeline.part(Ask(("", "o-1"), deadline, {}))
+        assert not isinstance(first, Part)
+        pipeline.abandon(("", "o-1"), first)
+        second = pipeline.part(Ask(("", "o-2"), deadline, {}))
+        assert not isinstance(second, Part)
+        await pipeline.aclose()
+        assert pipeline.in_flight() == [] and second.cancelled()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await abandon_then_close()
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []

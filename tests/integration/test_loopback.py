@@ -212,7 +212,7 @@ async def test_a_call_on_the_transport_alone_is_bounded_by_asyncio_timeout(
     async with AiohttpTransport() as transport:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.05):
-                await transport(OutboundRequest(url, {}, max_body_bytes=1024))
+                await transport(OutboundRequest(url=url, headers={}, max_body_bytes=1024))
         assert transport.is_open  # the session outlives a call cut short
     hang.set()
 
