@@ -64,13 +64,33 @@ Reply = TransportResponse | TransportFailure
 Handler = Callable[[OutboundRequest], Awaitable[Reply]]
 
 
+class Arrivals:
+    """How many times something happened, and a way to wait until it has n times."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._waiting: list[tuple[int, asyncio.Event]] = []
+
+    def add(self) -> None:
+        self.count += 1
+        for wanted, event in self._waiting:
+            if self.count >= wanted:
+                event.set()
+
+    async def reach(self, wanted: int) -> None:
+        if self.count < wanted:
+            event = asyncio.Event()
+            self._waiting.append((wanted, event))
+            await event.wait()
+
+
 @dataclass
 class FakeNetwork:
     """An injected transport: routes by participant host, records every request."""
 
     answers: dict[str, Reply | Handler] = field(default_factory=dict)
     requests: list[OutboundRequest] = field(default_factory=list)
-    _waiting: list[tuple[int, asyncio.Event]] = field(default_factory=list)
+    _arrivals: Arrivals = field(default_factory=Arrivals)
 
     def set(self, participant: str, answer: Reply | Handler) -> None:
         self.answers[participant] = answer
@@ -80,16 +100,11 @@ class FakeNetwork:
 
     async def received(self, count: int) -> None:
         """Return once ``count`` requests have arrived."""
-        if len(self.requests) < count:
-            event = asyncio.Event()
-            self._waiting.append((count, event))
-            await event.wait()
+        await self._arrivals.reach(count)
 
     async def __call__(self, request: OutboundRequest) -> Reply:
         self.requests.append(request)
-        for count, event in self._waiting:
-            if len(self.requests) >= count:
-                event.set()
+        self._arrivals.add()
         participant = request.url.split("//", 1)[1].split(".", 1)[0]
         answer = self.answers.get(participant, NOT_FOUND)
         if isinstance(answer, TransportResponse | TransportFailure):

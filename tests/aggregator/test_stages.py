@@ -29,7 +29,7 @@ from aggregator._settings import CacheSettings, ParticipantSettings, ProtectionS
 from aggregator._stage import Ask, Key, ParticipantStats, Stage
 from aggregator.testing import ManualClock
 from contracts import ErrorKind, Outcome, PartError, ShippingView, Source
-from tests.helpers import URLS, FakeNetwork, body, forever, ok
+from tests.helpers import URLS, Arrivals, FakeNetwork, body, forever, ok
 
 KEY: Key = ("acme", "o-1")
 TIMED_OUT = PartError(kind=ErrorKind.TIMEOUT, detail="no answer within 500 ms")
@@ -140,26 +140,23 @@ class Held:
         self.release = asyncio.Event()
         self.asks: list[Ask] = []
         self.parts: list[Part] = []
-        self.started = 0
         self.cancelled = 0
-        self._waiting: list[tuple[int, asyncio.Event]] = []
+        self._started = Arrivals()
 
     def __call__(self, ask: Ask) -> Awaitable[Part]:
         self.asks.append(ask)
         return self._call(len(self.asks))
 
+    @property
+    def started(self) -> int:
+        return self._started.count
+
     async def until_started(self, count: int) -> None:
         """Return once ``count`` calls are running."""
-        if self.started < count:
-            event = asyncio.Event()
-            self._waiting.append((count, event))
-            await event.wait()
+        await self._started.reach(count)
 
     async def _call(self, number: int) -> Part:
-        self.started += 1
-        for count, event in self._waiting:
-            if self.started >= count:
-                event.set()
+        self._started.add()
         try:
             await self.release.wait()
         except asyncio.CancelledError:
@@ -424,20 +421,15 @@ class Script:
         self.replies = list(replies)
         self.requests: list[OutboundRequest] = []
         self.cancelled = 0
-        self._waiting: list[tuple[int, asyncio.Event]] = []
+        self._arrivals = Arrivals()
 
     async def received(self, count: int) -> None:
         """Return once ``count`` requests have arrived."""
-        if len(self.requests) < count:
-            event = asyncio.Event()
-            self._waiting.append((count, event))
-            await event.wait()
+        await self._arrivals.reach(count)
 
     async def __call__(self, request: OutboundRequest) -> Reply:
         self.requests.append(request)
-        for count, event in self._waiting:
-            if len(self.requests) >= count:
-                event.set()
+        self._arrivals.add()
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if reply is Script.RAISE:
             raise RuntimeError("a defect in the transport")
