@@ -486,9 +486,9 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "cache miss (a new id every request)",
                 "gateway rps / naive rps",
-                ">= 0.8",
+                ">= 0.85",
                 f"{ratio:.2f} ({miss.rps:,.0f} / {naive.rps:,.0f})",
-                ratio >= 0.8 and miss.non_2xx == 0,
+                ratio >= 0.85 and miss.non_2xx == 0,
             )
         )
         raw += [f"cache miss: gateway {miss}", f"naive: {naive}"]
@@ -517,10 +517,11 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "concurrent fan-out (20 ms participants)",
                 f"gateway p50 latency (median of {FAN_RUNS} runs)",
-                "<= 23 ms",
+                "<= naive p50 + 1.0 ms",
                 f"{fan.p50_ms:.1f} ms (p99 {fan.p99_ms:.1f} ms); naive composition "
                 f"{fan_naive.p50_ms:.1f} ms, a participant alone {alone.p50_ms:.1f} ms",
-                fan.p50_ms <= 23.0 and all(run.non_2xx == 0 for run in fan_runs["gateway"]),
+                fan.p50_ms <= fan_naive.p50_ms + 1.0
+                and all(run.non_2xx == 0 for run in fan_runs["gateway"]),
             )
         )
         raw += [
