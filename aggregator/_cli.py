@@ -289,7 +289,9 @@ def check_config(path: Path) -> int:
 # --- entry point -------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, describe_plugins: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser; with ``describe_plugins`` (for ``--help``), the
+    plugin commands are loaded to say what each does."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Reconstruct choreographed workflows' status on demand."
     )
@@ -318,8 +320,10 @@ def _parser() -> argparse.ArgumentParser:
     write = commands.add_parser("init", help="write a commented example configuration")
     write.add_argument("file", nargs="?", default="aggregator.toml", help="(default: %(default)s)")
     write.add_argument("--force", action="store_true", help="replace an existing file")
-    for name in sorted(_plugins().keys() - _OWN_COMMANDS):  # ours are never shadowed
-        commands.add_parser(name, help=f"see '{PROG} {name} --help'")
+    plugins = _plugins()
+    for name in sorted(plugins.keys() - _OWN_COMMANDS):  # ours are never shadowed
+        said = (plugins[name].load().__doc__ or "").strip() if describe_plugins else ""
+        commands.add_parser(name, help=f"{said or 'a command'} (see '{PROG} {name} --help')")
     return parser
 
 
@@ -351,7 +355,7 @@ def _main(argv: list[str]) -> int:
         if plugin is not None:
             command: Callable[[list[str]], int] = plugin.load()
             return command(argv[1:])
-    args = _parser().parse_args(argv)
+    args = _parser(describe_plugins=not argv or "-h" in argv or "--help" in argv).parse_args(argv)
     try:
         if args.command == "serve":
             settings = load_settings(_config_path(args.config))

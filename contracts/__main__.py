@@ -26,8 +26,16 @@ from ._schemas import SCHEMA_DIR, outdated_schemas, write_schemas
 PROG = "python -m contracts"
 
 
+def _prog() -> str:
+    """The name the command was called by: ``participant-contract`` or ``python -m contracts``."""
+    called = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return called if called == "participant-contract" else PROG
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="The participant query contract, v1.")
+    parser = argparse.ArgumentParser(
+        prog=_prog(), description="The participant query contract, v1."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     verify = commands.add_parser("verify", help="check a running participant against its contract")
@@ -113,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except KitError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{_prog()}: {exc}", file=sys.stderr)
         return 2
 
 

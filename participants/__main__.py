@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only", action="append", choices=sorted(SERVICES), help="run only this participant"
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     for name, port in DEFAULT_PORTS.items():
         parser.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT")
     parser.add_argument("--db-dir", type=Path, help="keep the SQLite files here")
@@ -87,7 +87,11 @@ async def serve(config: ChoreographyConfig, place_every: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Run the reference participants.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run the reference participants.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -99,7 +103,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 
 def command(argv: Sequence[str]) -> int:
-    """``status-aggregator participants ...`` (an entry point of that command)."""
+    """run the reference participants (payment, inventory, shipping)"""
     return main(argv, prog="status-aggregator participants")
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
 from typing import Any
 
+from aggregator.gateway import GATEWAY
 from aggregator.testing import ManualClock
 from tests.faults.helpers import fault_settings, fetch_all, shipping_part
 from tests.faults.participant import FaultyParticipant
@@ -74,17 +76,27 @@ async def test_the_bulkhead_holds_a_stalled_participant_to_its_limit(
     faulty: FaultyParticipant,
 ) -> None:
     """40 requests at once for a participant that never answers: at most 4 calls in
-    flight to it; the healthy participants answer as fast as ever. (The calls' timeout
-    outlasts the 40 requests' arrival even on a busy machine: no slot frees up, and
-    no closing connection overlaps a new one, before all have come.)"""
+    flight to it; the healthy participants answer as fast as ever.
+
+    The participant's count is read while all 40 calls are started and before any
+    has timed out: at the timeouts, a call let through a freed slot can reach it
+    before the closing connection it replaces has been seen to close."""
     bulkhead = {"breaker_threshold": 1_000_000, "max_concurrency": 4}
-    async with running_gateway(fault_settings(faulty, shipping=bulkhead, timeout_ms=1_500)) as gw:
+    async with running_gateway(fault_settings(faulty, shipping=bulkhead, timeout_ms=3_000)) as gw:
         paths = [f"/workflows/stall-accept.{n}/status" for n in range(40)]
-        results = await fetch_all(gw.client, paths, concurrency=40)
+        fetching = asyncio.create_task(fetch_all(gw.client, paths, concurrency=40))
+        shipping = gw.app[GATEWAY].aggregator.pipeline("shipping")
+
+        async def all_started() -> None:  # lasts until the timeouts, 3 s
+            while len(shipping.in_flight()) < 40 or len(faulty.to("shipping")) < 4:  # noqa: ASYNC110 - no event tells it
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(all_started(), 30)
+        peak, reached = faulty.peak["shipping"], len(faulty.to("shipping"))
+        results = await fetching
         metrics = await (await gw.client.get("/metrics")).text()
     kinds = Counter(shipping_part(body)["error"]["kind"] for *_, body, _ in results)
-    assert faulty.peak["shipping"] == 4
-    assert len(faulty.to("shipping")) < 40
+    assert peak == 4 and reached == 4
     assert set(kinds) == {"timeout", "bulkhead_full"}
     for name in ("payment", "inventory"):
         parts = [json.loads(body)["participants"][name] for *_, body, _ in results]
