@@ -20,6 +20,7 @@ access_log = logging.getLogger("aggregator.access")
 log = logging.getLogger("aggregator.gateway")
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+TEXT_FORMAT = "%(asctime)s %(levelname)-5s [%(request_id)s] %(name)s: %(message)s"
 
 
 class RequestIdFilter(logging.Filter):
@@ -28,12 +29,62 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class _Seconds:
+    """The text of a second, made once a second: a formatter's time stamp needs
+    only its milliseconds added."""
+
+    __slots__ = ("_cached", "_text")
+
+    def __init__(self, text: Callable[[int], str]) -> None:
+        self._text = text
+        self._cached = (0, text(0))  # one tuple, replaced whole: threads read it safely
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        cached = self._cached
+        if cached[0] != second:
+            cached = (second, self._text(second))
+            self._cached = cached
+        return cached[1]
+
+
+def _local_second(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+
+
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")[: -len("+00:00")]
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT``, its time local to the millisecond (``2026-11-28 21:33:00,123``)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self.second = _Seconds(_local_second)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        created = record.created
+        return f"{self.second(created)},{int((created - int(created)) * 1000):03d}"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, request id, and any extras."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.second = _Seconds(_utc_second)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return self.stamp(record.created)
+
+    def stamp(self, created: float) -> str:
+        """UTC to the millisecond: ``2026-11-28T21:33:00.123+00:00``."""
+        return f"{self.second(created)}.{int((created - int(created)) * 1000):03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self.formatTime(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -48,12 +99,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-5s [%(request_id)s] %(name)s: %(message)s")
-        )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
