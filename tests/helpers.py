@@ -1,4 +1,5 @@
-"""Shared test helpers: participant bodies, settings, and a recording in-memory transport."""
+"""Shared test helpers: participant bodies, settings, a recording in-memory transport,
+and an event loop's timers run by hand."""
 
 from __future__ import annotations
 
@@ -133,3 +134,31 @@ def make_aggregator(
         clock=clock or ManualClock(),
         rng=random.Random(seed),
     )
+
+
+@dataclass
+class Timer:
+    delay: float
+    callback: Callable[[], object]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class Timers:
+    """An event loop's call_later, run by hand."""
+
+    scheduled: list[Timer] = field(default_factory=list)
+
+    def call_later(self, delay: float, callback: Callable[[], object], /) -> Timer:
+        timer = Timer(delay, callback)
+        self.scheduled.append(timer)
+        return timer
+
+    def fire(self) -> None:
+        """Run the one timer pending, as the loop would once its delay has passed."""
+        (pending,) = [t for t in self.scheduled if not t.cancelled]
+        pending.cancelled = True  # ran: it will not run again
+        pending.callback()

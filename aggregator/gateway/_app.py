@@ -35,6 +35,7 @@ from ._logs import (
     REQUEST_ID,
     ParserRefusals,
     access_log,
+    batch_lines,
     configure_logging,
     log,
     log_parser_refusals,
@@ -459,13 +460,25 @@ def create_app(
 def process_app(settings: Settings) -> web.Application:
     """The gateway as the only application of its process (``serve``, gunicorn).
 
-    Logging is set up for the process, and once the aggregator is open the
-    garbage collector is tuned for a long-running server (see ``_collector``).
-    With ``$PROMETHEUS_MULTIPROC_DIR`` set, the process is one of several workers
-    and ``/metrics`` adds the others' counts to its own (see ``_workers``).
+    Logging is set up for the process, its lines written in batches while the
+    application runs (every line is written by the end of its cleanup, see
+    ``_lines``), and once the aggregator is open the garbage collector is tuned
+    for a long-running server (see ``_collector``). With
+    ``$PROMETHEUS_MULTIPROC_DIR`` set, the process is one of several workers and
+    ``/metrics`` adds the others' counts to its own (see ``_workers``).
     """
     configure_logging(settings.gateway.log_format)
     app = create_app(settings)
+
+    async def batched_lines(_: web.Application) -> AsyncIterator[None]:
+        stop = batch_lines(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            stop()  # the last lines, those of requests answered during shutdown included
+
+    # First in, last out: the lines of every other cleanup are flushed too.
+    app.cleanup_ctx.insert(0, batched_lines)
 
     async def tune(_: web.Application) -> None:
         tune_collector(settings.gateway.gc_young_threshold)

@@ -14,6 +14,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from aggregator import LogBudget
 
+from ._lines import BatchedStreamHandler, Timers
+
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 access_log = logging.getLogger("aggregator.access")
@@ -96,13 +98,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_configured: BatchedStreamHandler | None = None
+
+
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """The process's logging: one handler on stderr, text or JSON lines, each with
+    its request id; lines are written in batches while ``batch_lines`` runs."""
+    global _configured
+    handler = BatchedStreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    _configured = handler
+
+
+def batch_lines(timers: Timers) -> Callable[[], None]:
+    """Batch the lines of the handler ``configure_logging`` installed, flushed by
+    ``timers`` (the running loop); returns the function that stops and flushes
+    (see ``BatchedStreamHandler.batch``)."""
+    if _configured is None:
+        return lambda: None
+    return _configured.batch(timers)
 
 
 class ParserRefusals(logging.Filter):

@@ -341,6 +341,45 @@ async def test_gunicorn_serves_the_gateway_with_its_aiohttp_worker(
     assert process.returncode == 0
 
 
+async def test_a_gunicorn_worker_writes_every_access_line_by_its_exit(
+    tmp_path: Path, participants: LoopbackParticipants
+) -> None:
+    """Access lines wait in memory for their batch: the worker's cleanup on SIGTERM
+    writes those still waiting."""
+    healthy(participants)
+    config = write_config(tmp_path / "a.toml", participants)
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        Path(sys.executable).parent / "gunicorn",
+        "aggregator.gateway:gunicorn_app",
+        *("--bind", f"127.0.0.1:{port}", "--workers", "1"),
+        *("--worker-class", "aiohttp.GunicornUVLoopWebWorker"),
+        env={
+            **os.environ,
+            "STATUS_AGGREGATOR_CONFIG": str(config),
+            "STATUS_AGGREGATOR_GATEWAY__LOG_FORMAT": "json",
+            "HOME": str(tmp_path),
+        },
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as client:
+            await until_answering(client, f"http://127.0.0.1:{port}/readyz")
+            for n in range(5):
+                url = f"http://127.0.0.1:{port}/workflows/order-{n}/status"
+                async with client.get(url, headers={"X-Request-ID": f"gu-{n}"}) as response:
+                    assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    ours = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    access = [line for line in ours if line["logger"] == "aggregator.access"]
+    assert sorted(line["request_id"] for line in access if line["path"] != "/readyz") == [
+        f"gu-{n}" for n in range(5)
+    ]
+
+
 def _workflow_requests(metrics: str) -> int:
     total = 0
     for line in metrics.splitlines():
