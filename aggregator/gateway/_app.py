@@ -29,13 +29,12 @@ from aggregator import (
 )
 from contracts import BatchEntry, BatchRequest, BatchResponse, Problem, validation_problems
 
+from ._access import batch_lines, log_access
 from ._auth import Authenticator
 from ._collector import tune_collector
 from ._logs import (
     REQUEST_ID,
     ParserRefusals,
-    access_log,
-    batch_lines,
     configure_logging,
     log,
     log_parser_refusals,
@@ -192,7 +191,7 @@ def _guarded(
             elapsed = time.perf_counter() - started
             observe(route, request.method, response.status, elapsed)
             if gateway.access_log:
-                _log_access(request, response, elapsed)
+                log_access(request, response.status, elapsed, response.headers.get(COMPLETE_HEADER))
             return response
         finally:
             gateway.in_flight -= 1
@@ -208,7 +207,7 @@ def _gone(request: web.Request, route: str, started: float, gateway: Gateway) ->
     elapsed = time.perf_counter() - started
     gateway.metrics.observe_request(route, request.method, CLIENT_GONE, elapsed)
     if gateway.access_log:
-        _log_access(request, web.Response(status=CLIENT_GONE), elapsed)
+        log_access(request, CLIENT_GONE, elapsed, None)
     else:
         log.info(
             "client went away before its answer: %s %s after %.1fms",
@@ -228,25 +227,6 @@ def _keep_private(headers: MutableMapping[str, str]) -> None:
         headers["Cache-Control"] = f"private, {cache_control}"
     vary = headers.get("Vary")
     headers["Vary"] = _VARY_CREDENTIALS if vary is None else f"{vary}, {_VARY_CREDENTIALS}"
-
-
-def _log_access(request: web.Request, response: web.StreamResponse, elapsed: float) -> None:
-    complete = response.headers.get(COMPLETE_HEADER)
-    access_log.info(
-        "%s %s %d %.1fms complete=%s",
-        request.method,
-        request.path_qs[:200],
-        response.status,
-        elapsed * 1000,
-        complete or "-",
-        extra={
-            "method": request.method,
-            "path": request.path[:200],
-            "status": response.status,
-            "latency_ms": round(elapsed * 1000, 2),
-            "complete": complete,
-        },
-    )
 
 
 async def _unmatched(request: web.Request, _: Gateway) -> web.StreamResponse:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 FLUSH_INTERVAL = 0.1  # seconds a line waits in memory at most while batching
+
+# A line whose formatting waits for the flush: a tuple whose first item makes the
+# line (newline included) from the tuple.
+Entry = tuple[Any, ...]
 
 
 class Cancellable(Protocol):
@@ -30,11 +34,16 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
     error waits behind a crash), and when batching stops or ``logging.shutdown()``
     runs at exit. A crash that skips all of these (SIGKILL, a fault in C code,
     ``os._exit``) loses what waits: at most the last ``interval``'s lines.
+
+    Besides formatted records, ``pending`` takes entries (see ``Entry``) appended
+    by a caller that formats its own lines, the access log (``_access``): their
+    formatting too is left to the flush, off the request's path. Appends and pops
+    of a deque are atomic, so any thread may append.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
-        self.pending: deque[str] = deque()  # appends and pops are atomic: no lock
+        self.pending: deque[str | Entry] = deque()
         self._batching = 0  # batch() calls not yet stopped
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -56,22 +65,30 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
                 # Lines appended meanwhile (another thread) wait for the next flush.
                 waiting = [pending.popleft() for _ in range(len(pending))]
                 try:
-                    self.stream.write("".join(waiting))
+                    text = "".join([w if isinstance(w, str) else w[0](w) for w in waiting])
+                    self.stream.write(text)
                 except Exception:
                     self.handleError(_unwritten(len(waiting)))
             super().flush()
         finally:
             self.release()
 
-    def batch(self, timers: Timers, interval: float = FLUSH_INTERVAL) -> Callable[[], None]:
+    def batch(
+        self,
+        timers: Timers,
+        interval: float = FLUSH_INTERVAL,
+        *,
+        every: Callable[[], None] = lambda: None,
+    ) -> Callable[[], None]:
         """Hold lines from now on, flushed every ``interval`` seconds by ``timers``
-        (the running event loop); returns the function that stops batching and
-        flushes."""
+        (the running event loop), ``every`` called before each of those flushes;
+        returns the function that stops batching and flushes."""
         handle: Cancellable | None = None
 
         def tick() -> None:
             nonlocal handle
             handle = timers.call_later(interval, tick)
+            every()
             self.flush()
 
         def stop() -> None:

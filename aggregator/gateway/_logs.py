@@ -8,13 +8,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp.http_exceptions import HttpProcessingError
 
 from aggregator import LogBudget
 
-from ._lines import BatchedStreamHandler, Timers
+from ._lines import BatchedStreamHandler
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -98,29 +99,62 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-_configured: BatchedStreamHandler | None = None
+@dataclass(frozen=True, slots=True)
+class _Configured:
+    handler: BatchedStreamHandler
+    formatter: TextFormatter | JsonFormatter
+    request_ids: RequestIdFilter
+
+
+_configured: _Configured | None = None
+_root = logging.getLogger()
 
 
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
     """The process's logging: one handler on stderr, text or JSON lines, each with
-    its request id; lines are written in batches while ``batch_lines`` runs."""
+    its request id; lines are written in batches while ``_access.batch_lines`` runs."""
     global _configured
     handler = BatchedStreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    _configured = handler
+    request_ids = RequestIdFilter()
+    handler.addFilter(request_ids)
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter()
+    handler.setFormatter(formatter)
+    _root.handlers[:] = [handler]
+    _root.setLevel(level)
+    _configured = _Configured(handler, formatter, request_ids)
 
 
-def batch_lines(timers: Timers) -> Callable[[], None]:
-    """Batch the lines of the handler ``configure_logging`` installed, flushed by
-    ``timers`` (the running loop); returns the function that stops and flushes
-    (see ``BatchedStreamHandler.batch``)."""
-    if _configured is None:
-        return lambda: None
-    return _configured.batch(timers)
+def configured_handler() -> BatchedStreamHandler | None:
+    """The handler ``configure_logging`` installed, if it did."""
+    return None if _configured is None else _configured.handler
+
+
+def direct_handler() -> tuple[BatchedStreamHandler, TextFormatter | JsonFormatter] | None:
+    """``configure_logging``'s handler and formatter while an INFO line of the access
+    logger would reach that handler alone, with nothing but its request id added on
+    the way; else None: logging is someone else's (an embedding service, pytest's
+    caplog), or a level, handler or filter was added since.
+    """
+    configured = _configured
+    if configured is None or access_log.filters or not access_log.isEnabledFor(logging.INFO):
+        return None
+    logger: logging.Logger | None = access_log
+    while logger is not None and logger is not _root:
+        if logger.handlers or not logger.propagate:
+            return None
+        logger = logger.parent
+    handler = configured.handler
+    handlers, filters = _root.handlers, handler.filters
+    if (
+        len(handlers) != 1
+        or handlers[0] is not handler
+        or handler.level > logging.INFO
+        or handler.formatter is not configured.formatter
+        or len(filters) != 1
+        or filters[0] is not configured.request_ids
+    ):
+        return None
+    return handler, configured.formatter
 
 
 class ParserRefusals(logging.Filter):

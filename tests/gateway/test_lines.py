@@ -94,6 +94,25 @@ def test_logging_shutdown_writes_what_waits() -> None:
     assert stream.getvalue() == "last words\n"
 
 
+def test_entries_are_rendered_at_the_flush_in_their_place() -> None:
+    stream, timers = Writes(), Timers()
+    handler = plain(stream)
+    handler.batch(timers)
+    rendered: list[str] = []
+
+    def render(entry: tuple[object, ...]) -> str:
+        rendered.append(str(entry[1]))
+        return f"entry {entry[1]}\n"
+
+    handler.handle(record("first"))
+    handler.pending.append((render, 1))
+    handler.handle(record("second"))
+    handler.pending.append((render, 2))
+    assert rendered == []
+    timers.fire()
+    assert stream.getvalue() == "first\nentry 1\nsecond\nentry 2\n"
+
+
 def test_a_write_that_fails_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken(io.StringIO):
         def write(self, text: str) -> int:
