@@ -308,6 +308,26 @@ async def test_init_writes_the_example_and_serve_names_it(tmp_path: Path) -> Non
     assert code == 0 and out.startswith(f"{target}: ok")
 
 
+async def gunicorn(
+    tmp_path: Path, config: Path, port: int, **env: str
+) -> asyncio.subprocess.Process:
+    """The README's gunicorn command: one aiohttp worker on ``port``, stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        Path(sys.executable).parent / "gunicorn",
+        "aggregator.gateway:gunicorn_app",
+        *("--bind", f"127.0.0.1:{port}", "--workers", "1"),
+        *("--worker-class", "aiohttp.GunicornUVLoopWebWorker"),
+        # HOME: where newer gunicorns put their control socket, kept to this test.
+        env={
+            **os.environ,
+            "STATUS_AGGREGATOR_CONFIG": str(config),
+            "HOME": str(tmp_path),
+            **env,
+        },
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def test_gunicorn_serves_the_gateway_with_its_aiohttp_worker(
     tmp_path: Path, participants: LoopbackParticipants
 ) -> None:
@@ -315,19 +335,7 @@ async def test_gunicorn_serves_the_gateway_with_its_aiohttp_worker(
     healthy(participants)
     config = write_config(tmp_path / "a.toml", participants)
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        Path(sys.executable).parent / "gunicorn",
-        "aggregator.gateway:gunicorn_app",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "aiohttp.GunicornUVLoopWebWorker",
-        # HOME: where newer gunicorns put their control socket, kept to this test.
-        env={**os.environ, "STATUS_AGGREGATOR_CONFIG": str(config), "HOME": str(tmp_path)},
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await gunicorn(tmp_path, config, port)
     try:
         async with aiohttp.ClientSession() as client:
             url = f"http://127.0.0.1:{port}/workflows/order-42/status"
@@ -349,19 +357,7 @@ async def test_a_gunicorn_worker_writes_every_access_line_by_its_exit(
     healthy(participants)
     config = write_config(tmp_path / "a.toml", participants)
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        Path(sys.executable).parent / "gunicorn",
-        "aggregator.gateway:gunicorn_app",
-        *("--bind", f"127.0.0.1:{port}", "--workers", "1"),
-        *("--worker-class", "aiohttp.GunicornUVLoopWebWorker"),
-        env={
-            **os.environ,
-            "STATUS_AGGREGATOR_CONFIG": str(config),
-            "STATUS_AGGREGATOR_GATEWAY__LOG_FORMAT": "json",
-            "HOME": str(tmp_path),
-        },
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await gunicorn(tmp_path, config, port, STATUS_AGGREGATOR_GATEWAY__LOG_FORMAT="json")
     try:
         async with aiohttp.ClientSession() as client:
             await until_answering(client, f"http://127.0.0.1:{port}/readyz")
