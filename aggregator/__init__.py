@@ -11,7 +11,7 @@ Example::
 from ._aggregator import StatusAggregator
 from ._answer import Answer, Rendering
 from ._breaker import BreakerState, CircuitBreaker
-from ._cache_control import strictest
+from ._cache_control import strictest_privacy
 from ._errors import AggregatorError, ConfigError, InvalidWorkflowId, NotOpen
 from ._http_client import AiohttpTransport
 from ._ids import DEFAULT_ID_PATTERN, HARD_MAX_LENGTH, IdPolicy
@@ -91,6 +91,6 @@ __all__ = [
     "__version__",
     "judge",
     "merge",
-    "strictest",
+    "strictest_privacy",
     "when",
 ]

@@ -18,7 +18,7 @@ from pydantic_core import to_json
 from contracts import Outcome, Source, WorkflowStatus
 
 from ._cache import lifetime
-from ._cache_control import strictest
+from ._cache_control import strictest_privacy
 from ._merge import _EPOCH, Disposition, Verdict, as_status
 from ._part import Part
 from ._rules import WorkflowDefinition
@@ -136,7 +136,7 @@ class Rendering:
             template=template,
             fetched=tuple(fetched),
             fingerprint=fingerprint,
-            privacy=strictest(privacy),
+            privacy=strictest_privacy(privacy),
             stale=stale,
             oldest_fetch=min(shown) if shown else None,
             expires=_NEVER if stale else expires,

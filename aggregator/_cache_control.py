@@ -59,7 +59,7 @@ class Directives:
 NONE = Directives()
 
 
-def strictest(said: Iterable[str | None]) -> str | None:
+def strictest_privacy(said: Iterable[str | None]) -> str | None:
     """The strictest of several ``privacy`` values: ``no-store`` over ``private``."""
     kinds = set(said)
     return "no-store" if "no-store" in kinds else "private" if "private" in kinds else None

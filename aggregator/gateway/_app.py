@@ -49,8 +49,8 @@ from ._render import (
     UNAVAILABLE_DETAIL,
     ResponseMemo,
     answer_response,
+    batch_privacy,
     code_of,
-    strictest_privacy,
 )
 from ._workers import DIRECTORY_ENV, Exchange
 
@@ -334,7 +334,7 @@ async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamRespon
                 problem=None if code == 200 else _batch_problem(code),
             )
         results.append(entry)
-    privacy = strictest_privacy(answers)
+    privacy = batch_privacy(answers)
     return web.Response(
         body=BatchResponse(results=results).model_dump_json().encode(),
         content_type="application/json",

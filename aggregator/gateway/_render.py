@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from aggregator import Answer, Disposition, Rendering, strictest
+from aggregator import Answer, Disposition, Rendering, strictest_privacy
 
 from ._problems import problem
 
@@ -86,10 +86,11 @@ def _headers(answer: Answer) -> dict[str, str]:
     }
 
 
-def strictest_privacy(answers: Iterable[Answer]) -> str | None:
-    """``no-store`` when any answer shows a part its participant said not to store,
-    else ``private`` when any shows a private one, else None."""
-    return strictest(answer.rendering.privacy for answer in answers)
+def batch_privacy(answers: Iterable[Answer]) -> str | None:
+    """A batch's ``Cache-Control``: ``no-store`` when any answer shows a part its
+    participant said not to store, else ``private`` when any shows a private one,
+    else None."""
+    return strictest_privacy(answer.rendering.privacy for answer in answers)
 
 
 def answer_response(
