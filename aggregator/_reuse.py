@@ -38,7 +38,6 @@ Kinds = tuple[tuple[Source | None, Outcome], ...]  # each part's (source, outcom
 @dataclass(slots=True)
 class _Kept:
     rendering: Rendering
-    until: float  # the rendering's reusable_until
     circuits: tuple[int, ...] | None  # with stand-ins: the breakers' change counts then
     kinds: int  # the counter its reuses are counted under
 
@@ -63,7 +62,7 @@ class Renderings:
         """The kept rendering for ``key``, if it may be served at ``now`` without
         asking any participant (rule 2)."""
         kept = self._kept.get(key)
-        if kept is None or now >= kept.until:
+        if kept is None or now >= kept.rendering.reusable_until:
             return None
         if kept.circuits is not None and kept.circuits != self._circuits():
             return None
@@ -96,7 +95,6 @@ class Renderings:
             self._kept.popitem(last=False)
         self._kept[key] = _Kept(
             rendering,
-            rendering.reusable_until,
             self._circuits() if stand_ins else None,
             self._kinds_of(tuple((part.source, part.outcome) for part in parts)),
         )
