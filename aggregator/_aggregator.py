@@ -54,8 +54,7 @@ class StatusAggregator:
     ) -> None:
         self.settings = settings
         self.definition = settings.definition()
-        ids = IdPolicy(settings.id_pattern)
-        self._check_id, self._allowed_ids = ids.check, ids.allowed
+        self._check_id = IdPolicy(settings.id_pattern).check
         self._deadline = settings.deadline_ms / 1000
         self._clock = clock
         self._rng = rng or random.Random()
@@ -148,8 +147,7 @@ class StatusAggregator:
     def cached_answer(self, workflow_id: str, *, scope: str = "") -> Answer | None:
         """The answer, if it can be served again with no participant asked (all its
         parts are still fresh); None otherwise. Raises InvalidWorkflowId."""
-        if type(workflow_id) is not str or workflow_id not in self._allowed_ids:
-            self._check_id(workflow_id)  # on every request's path: a lookup when it can
+        self._check_id(workflow_id)
         if not self._pipelines:
             return None
         now = self._now()

@@ -29,14 +29,7 @@ class IdPolicy:
         except re.error as exc:
             raise ConfigError(f"id_pattern: not a valid regular expression: {exc}") from None
         self._fullmatch = self._pattern.fullmatch
-        # Ids found allowed lately (the answer never changes); read ``allowed``, never
-        # change it.
-        self._allowed: set[str] = set()
-
-    @property
-    def allowed(self) -> set[str]:
-        """Ids found allowed lately: one in it needs no ``check``."""
-        return self._allowed
+        self._allowed: set[str] = set()  # ids found allowed lately: the answer never changes
 
     def check(self, workflow_id: object) -> None:
         """Raise InvalidWorkflowId unless ``workflow_id`` is allowed."""
