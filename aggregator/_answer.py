@@ -197,37 +197,59 @@ def _timestamp(now: float) -> bytes:
     return _second(seconds) + (b".%06dZ" % micros if micros else b"Z")
 
 
-@dataclass(frozen=True, slots=True)
 class Answer:
-    """One status request's answer; ``status()`` and ``json()`` say the same thing."""
+    """One status request's answer; ``status()`` and ``json()`` say the same thing.
 
-    definition: WorkflowDefinition
-    rendering: Rendering
-    now: float  # the clock's time, epoch seconds
+    Read-only. Not a frozen dataclass: one is made per cache hit, and a frozen
+    dataclass's ``__init__`` costs 0.3 us more, a third of a hit in-process.
+    """
+
+    __slots__ = ("_definition", "_now", "_rendering")
+
+    def __init__(self, definition: WorkflowDefinition, rendering: Rendering, now: float) -> None:
+        self._definition = definition
+        self._rendering = rendering
+        self._now = now
+
+    def __repr__(self) -> str:
+        return f"Answer({self.workflow_id!r}, now={self._now!r})"
+
+    @property
+    def definition(self) -> WorkflowDefinition:
+        return self._definition
+
+    @property
+    def rendering(self) -> Rendering:
+        return self._rendering
+
+    @property
+    def now(self) -> float:
+        """The clock's time the answer is given at, epoch seconds."""
+        return self._now
 
     @property
     def workflow_id(self) -> str:
-        return self.rendering.workflow_id
+        return self._rendering.workflow_id
 
     @property
     def parts(self) -> Mapping[str, Part]:
-        return self.rendering.parts
+        return self._rendering.parts
 
     @property
     def verdict(self) -> Verdict:
-        return self.rendering.verdict
+        return self._rendering.verdict
 
     @property
     def disposition(self) -> Disposition:
-        return self.rendering.verdict.disposition
+        return self._rendering.verdict.disposition
 
     def status(self) -> WorkflowStatus:
-        return as_status(self.definition, self.workflow_id, self.verdict, self.parts, self.now)
+        return as_status(self._definition, self.workflow_id, self.verdict, self.parts, self._now)
 
     def json(self) -> bytes:
         """The answer as JSON: the bytes ``status().model_dump_json()`` gives, rendered fast."""
-        now = self.now
-        rendering = self.rendering
+        now = self._now
+        rendering = self._rendering
         last = rendering.last_json
         if last and last[0][0] == now:
             return last[0][1]
@@ -240,10 +262,10 @@ class Answer:
         return rendered
 
     def oldest_age_ms(self) -> int:
-        oldest = self.rendering.oldest_fetch
-        return 0 if oldest is None else max(0, round((self.now - oldest) * 1000))
+        oldest = self._rendering.oldest_fetch
+        return 0 if oldest is None else max(0, round((self._now - oldest) * 1000))
 
     def freshness(self) -> float:
         """Seconds until the first shown part leaves the cache (0 when any is stale)."""
-        expires = self.rendering.expires
-        return 0.0 if expires == float("inf") else max(0.0, expires - self.now)
+        expires = self._rendering.expires
+        return 0.0 if expires == float("inf") else max(0.0, expires - self._now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,3 +130,15 @@ def test_freshness_and_age() -> None:
     fresh = answer_of({"shipping": Part(Outcome.OK, Source.CACHE, final, NOW - 7.0)}, NOW)
     assert round(fresh.freshness(), 6) == 3.0  # a final state stays 10 s
     assert fresh.oldest_age_ms() == 7000
+
+
+def test_an_answer_is_read_only() -> None:
+    view = PaymentView.model_validate_json(body("payment", "o-1", "captured"))
+    answer = answer_of({"payment": Part(Outcome.OK, Source.CACHE, view, NOW)}, NOW)
+    for name in ("definition", "rendering", "now", "workflow_id"):
+        with pytest.raises(AttributeError):
+            setattr(answer, name, None)
+    with pytest.raises(AttributeError):
+        answer.extra = 1  # type: ignore[attr-defined]
+    assert answer.now == NOW and answer.workflow_id == "o-1"
+    assert repr(answer) == f"Answer('o-1', now={NOW!r})"
