@@ -15,12 +15,12 @@ from ._breaker import BreakerState
 from ._errors import NotOpen
 from ._http_client import AiohttpTransport
 from ._ids import IdPolicy
-from ._merge import judge
+from ._merge import Verdict, judge
 from ._part import Part
 from ._pipeline import ParticipantPipeline
 from ._reuse import Renderings
 from ._settings import Settings
-from ._stage import Ask, Key, Observer, ParticipantStats
+from ._stage import AnomalyCounts, Ask, Key, Observer, ParticipantStats
 from ._transport import Transport
 from ._version import DISTRIBUTION, __version__
 
@@ -66,6 +66,9 @@ class StatusAggregator:
         self._ttl = cache.ttl_ms / 1000
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
         self._renderings = Renderings(max_entries=cache.max_entries, circuits=self._circuits)
+        # Anomalies raised each time parts are judged (not when an answer is served
+        # again), and withdrawn after asking again: read them, never change them.
+        self.anomalies = AnomalyCounts()
 
     async def __aenter__(self) -> StatusAggregator:
         transport = self._given_transport
@@ -186,33 +189,42 @@ class StatusAggregator:
         return list(await asyncio.gather(*map(one, ids)))
 
     async def _answer(self, key: Key, headers: Mapping[str, str] | None) -> Answer:
-        """Gather -> judge -> render, for an id already validated."""
-        parts, stand_ins, fetched = await self._gather(key, headers)
-        rendering = self._renderings.made_of(key, parts, fetched=fetched, stand_ins=bool(stand_ins))
+        """Gather -> judge (confirming anomalies) -> render, for an id already validated."""
+        if not self._pipelines:
+            raise NotOpen("use the aggregator inside 'async with StatusAggregator(...)'")
+        ask = Ask(
+            key,
+            asyncio.get_running_loop().time() + self._deadline,
+            {**BASE_HEADERS, **(headers or {})},
+        )
+        parts, stand_ins, fetched = await self._gather(ask)
+        now = self._now()
+        rendering = self._renderings.made_of(
+            key, parts, now, fetched=fetched, stand_ins=bool(stand_ins)
+        )
         if rendering is None:
+            verdict = judge(self.definition, parts, now)
+            if verdict.recheck:
+                parts, verdict = await self._confirm(ask, parts, verdict)
+                fetched = True
             rendering = Rendering.of(
                 self.definition,
                 key[1],
                 parts,
-                judge(self.definition, parts),
+                verdict,
                 ttl=self._ttl,
                 terminal_ttl=self._terminal_ttl,
                 stand_ins=stand_ins,
                 scope=key[0],
             )
             self._renderings.keep(key, rendering, fetched=fetched, stand_ins=bool(stand_ins))
+            self.anomalies.raised(verdict.anomalies)
         return Answer(self.definition, rendering, self._now())
 
-    async def _gather(
-        self, key: Key, headers: Mapping[str, str] | None
-    ) -> tuple[dict[str, Part], dict[str, float], bool]:
+    async def _gather(self, ask: Ask) -> tuple[dict[str, Part], dict[str, float], bool]:
         """Every participant's part, asked concurrently; the parts given in place of a
         call (the circuit is open), with until when they would be again; and whether
         any part was just fetched."""
-        if not self._pipelines:
-            raise NotOpen("use the aggregator inside 'async with StatusAggregator(...)'")
-        loop = asyncio.get_running_loop()
-        ask = Ask(key, loop.time() + self._deadline, {**BASE_HEADERS, **(headers or {})})
         # Every call starts before any is awaited: they run concurrently, as tasks.
         pending = [(pipeline, pipeline.part(ask)) for pipeline in self._pipelines]
         parts: dict[str, Part] = {}
@@ -232,11 +244,40 @@ class StatusAggregator:
                 pipeline.count_served(part.source, part.outcome)
                 awaited += 1
         except asyncio.CancelledError:  # the caller went away: so do the calls it alone made
-            for pipeline, got in pending[awaited:]:
-                if not isinstance(got, Part):
-                    pipeline.abandon(ask.key, got)
+            _abandon(ask, pending[awaited:])
             raise
         return parts, stand_ins, fetched
+
+    async def _confirm(
+        self, ask: Ask, parts: dict[str, Part], verdict: Verdict
+    ) -> tuple[dict[str, Part], Verdict]:
+        """Ask again the participants whose parts are too old for an anomaly to rest
+        on (past their fresh part; joining a call in flight), and judge again. A part
+        that comes back live replaces the old one (in the cache too); the others'
+        anomalies stay, unconfirmed. One round: what the new parts raise is judged as
+        it stands."""
+        pending = [
+            (pipeline, pipeline.ask_again(ask))
+            for pipeline in self._pipelines
+            if pipeline.name in verdict.recheck
+        ]
+        parts = dict(parts)
+        failed: list[str] = []
+        awaited = 0
+        try:
+            for pipeline, got in pending:
+                part = got if isinstance(got, Part) else await got
+                awaited += 1
+                if part.source is Source.LIVE:
+                    parts[pipeline.name] = part
+                else:
+                    failed.append(pipeline.name)
+        except asyncio.CancelledError:
+            _abandon(ask, pending[awaited:])
+            raise
+        again = judge(self.definition, parts, self._now(), unconfirmable=failed)
+        self.anomalies.withdrawn(verdict.anomalies, again.anomalies)
+        return parts, again
 
     def _circuits(self) -> tuple[int, ...]:
         return tuple(pipeline.breaker.changes for pipeline in self._pipelines)
@@ -254,3 +295,12 @@ class StatusAggregator:
 
     def breaker_states(self) -> dict[str, BreakerState]:
         return {pipeline.name: pipeline.breaker.state for pipeline in self._pipelines}
+
+
+def _abandon(
+    ask: Ask, pending: list[tuple[ParticipantPipeline, Part | asyncio.Future[Part]]]
+) -> None:
+    """The caller went away: so do the calls it alone was waiting for."""
+    for pipeline, got in pending:
+        if not isinstance(got, Part):
+            pipeline.abandon(ask.key, got)

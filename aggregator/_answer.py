@@ -46,7 +46,9 @@ class Rendering:
     privacy: str | None
     stale: bool  # some part shown is past its time to live
     oldest_fetch: float | None
-    expires: float  # when the first shown part leaves the cache (-inf: one is stale)
+    # When the first shown part leaves the cache or an anomaly falls due (-inf: a
+    # part is stale).
+    expires: float
     # Until when these parts may be served without asking again: the first cached
     # part's expiry, or a stand-in's end; -inf when any part was just fetched.
     reusable_until: float
@@ -80,6 +82,11 @@ class Rendering:
                 "complete": verdict.complete,
                 "derived_from": verdict.derived_from,
                 "anomalies": verdict.anomalies,
+                "since": verdict.since,
+                "timeline": [
+                    {"participant": name, "state": state, "at": at}
+                    for name, state, at in verdict.timeline
+                ],
             }
         )
         stand_ins = stand_ins or {}
@@ -139,8 +146,11 @@ class Rendering:
             privacy=strictest_privacy(privacy),
             stale=stale,
             oldest_fetch=min(shown) if shown else None,
-            expires=_NEVER if stale else expires,
-            reusable_until=min([expires, *stand_ins.values()]) if reusable else _NEVER,
+            # An anomaly falling due changes what these parts say: until then only.
+            expires=_NEVER if stale else min(expires, verdict.due),
+            reusable_until=(
+                min([expires, verdict.due, *stand_ins.values()]) if reusable else _NEVER
+            ),
         )
 
     def serves(self, parts: Mapping[str, Part]) -> bool:
@@ -266,6 +276,7 @@ class Answer:
         return 0 if oldest is None else max(0, round((self._now - oldest) * 1000))
 
     def freshness(self) -> float:
-        """Seconds until the first shown part leaves the cache (0 when any is stale)."""
+        """Seconds until the first shown part leaves the cache or an anomaly falls
+        due (0 when any part is stale)."""
         expires = self._rendering.expires
         return 0.0 if expires == float("inf") else max(0.0, expires - self._now)

@@ -19,6 +19,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
@@ -221,9 +222,12 @@ def render_table(status: WorkflowStatus, console: Console) -> None:
         f"[bold]{status.workflow_id}[/bold]: [bold cyan]{status.status}[/bold cyan] ({complete}; "
         f"workflow {status.workflow}, decided by {', '.join(status.derived_from) or 'nothing'})"
     )
+    if status.since is not None:
+        console.print(f"since {_when(status.since)}")
     table = Table(show_edge=False)
-    for column in ("participant", "outcome", "source", "age", "state", "version", "error"):
+    for column in ("participant", "outcome", "source", "age", "state", "updated", "version"):
         table.add_column(column)
+    table.add_column("error")
     for name, part in status.participants.items():
         age = "-" if part.age_ms is None else f"{part.age_ms / 1000:.1f}s"
         error = f"{part.error.kind}: {part.error.detail}" if part.error else ""
@@ -233,12 +237,23 @@ def render_table(status: WorkflowStatus, console: Console) -> None:
             part.source or "-",
             age,
             part.state or "-",
+            "-" if part.updated_at is None else _when(part.updated_at),
             "-" if part.version is None else str(part.version),
             error,
         )
     console.print(table)
+    if status.timeline:
+        steps = ", then ".join(f"{step.participant} {step.state}" for step in status.timeline)
+        console.print(f"timeline: {steps}")
     for anomaly in status.anomalies:
-        console.print(f"[yellow]anomaly {anomaly.code}[/yellow]: {anomaly.message}")
+        unconfirmed = (
+            "" if anomaly.confirmed else " (unconfirmed: a participant could not be asked again)"
+        )
+        console.print(f"[yellow]anomaly {anomaly.code}[/yellow]: {anomaly.message}{unconfirmed}")
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def show_status(args: argparse.Namespace) -> int:

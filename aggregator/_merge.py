@@ -1,13 +1,14 @@
 """The pure merge: participant parts in, a verdict and one WorkflowStatus out.
 
-No awaits, no clock reads, no logging, no cache: the same inputs give the same
-answer. The verdict (status, anomalies, completeness) does not depend on the
-time; rendering the parts does, through their ages.
+No awaits, no clock reads, no logging, no cache: the same inputs (the time
+included) give the same answer. The status and completeness do not depend on
+the time; duration anomalies do (``Verdict.due`` says when the next may), and
+rendering the parts does, through their ages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,11 +19,12 @@ from contracts import (
     Outcome,
     ParticipantStatus,
     Source,
+    Step,
     WorkflowStatus,
 )
 
 from ._part import Part
-from ._rules import ABSENT, WorkflowDefinition
+from ._rules import ABSENT, AnomalyRule, WorkflowDefinition
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ANSWERED = (Outcome.OK, Outcome.NOT_FOUND)
@@ -37,6 +39,9 @@ class Disposition(StrEnum):
     UNAVAILABLE = "unavailable"  # nothing could be read, and nothing stands in
 
 
+Moment = tuple[str, str, datetime]  # (participant, state, updated_at): a timeline step
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What the parts say together: the derived status and how far to trust it."""
@@ -46,6 +51,14 @@ class Verdict:
     anomalies: tuple[Anomaly, ...]
     complete: bool
     disposition: Disposition
+    since: datetime | None  # when the parts that decided the status last changed
+    timeline: tuple[Moment, ...]  # the shown parts' states, the earliest first
+    # When the next duration anomaly falls due on these parts (epoch seconds; inf:
+    # none will): an answer made of them says nothing about it before then.
+    due: float = float("inf")
+    # Participants to ask again before an anomaly can be confirmed: their parts
+    # are older than the anomaly window allows.
+    recheck: frozenset[str] = frozenset()
 
 
 def known_state(part: Part) -> str | None:
@@ -97,11 +110,20 @@ def _regressions(parts: Mapping[str, Part]) -> list[Anomaly]:
     ]
 
 
-def judge(definition: WorkflowDefinition, parts: Mapping[str, Part]) -> Verdict:
-    """Derive the workflow status from every participant's part.
+def judge(
+    definition: WorkflowDefinition,
+    parts: Mapping[str, Part],
+    now: float,
+    *,
+    unconfirmable: Collection[str] = (),
+) -> Verdict:
+    """Derive the workflow status from every participant's part, at ``now``.
 
     The status is derived from every part that can be shown, stale ones included;
-    anomalies only from the parts that are current (live or cache).
+    anomalies only from the parts that are current (live or cache). An anomaly is
+    confirmed when the parts it rests on were fetched within the definition's
+    window of each other; otherwise the participants whose parts are older are
+    named in ``recheck``, unless they are ``unconfirmable`` (asked again in vain).
     """
     known = {name: known_state(part) for name, part in parts.items()}
     status, derived_from = definition.derive(known)
@@ -110,13 +132,120 @@ def judge(definition: WorkflowDefinition, parts: Mapping[str, Part]) -> Verdict:
     current = {
         name: state if parts[name].source in _CURRENT else None for name, state in known.items()
     }
+    anomalies = definition.detect(current)
+    due = float("inf")
+    lasting = definition.lasting(current)
+    if lasting:
+        anomalies, due = _add_due(definition, lasting, parts, now, anomalies)
+    recheck: frozenset[str] = frozenset()
+    if anomalies:
+        anomalies, recheck = _confirm(definition.window, anomalies, parts, now, unconfirmable)
     return Verdict(
         status=status,
         derived_from=derived_from,
-        anomalies=(*definition.detect(current), *_regressions(parts)),
+        anomalies=(*anomalies, *_regressions(parts)),
         complete=all(p.outcome in _ANSWERED and p.source in _CURRENT for p in parts.values()),
         disposition=_disposition(parts),
+        since=_since(parts, derived_from),
+        timeline=_timeline(parts),
+        due=due,
+        recheck=recheck,
     )
+
+
+def _add_due(
+    definition: WorkflowDefinition,
+    rules: tuple[AnomalyRule, ...],
+    parts: Mapping[str, Part],
+    now: float,
+    anomalies: tuple[Anomaly, ...],
+) -> tuple[tuple[Anomaly, ...], float]:
+    """``anomalies`` with the duration rules that are due at ``now``; and when the
+    first of the others falls due. A duration runs from the latest ``updated_at`` of
+    the parts the condition names; one further ahead of ``now`` than the clock
+    tolerance is a participant's clock fault and starts none."""
+    raised = list(anomalies)
+    due = float("inf")
+    for rule in rules:
+        assert rule.after_ms is not None  # lasting() gives only rules with a duration
+        starts = [
+            part.view.updated_at.timestamp()
+            for name in rule.condition
+            if (part := parts[name]).view is not None
+        ]
+        if not starts:
+            continue  # every named part is absent: nothing says since when
+        start = max(starts)
+        if start > now + definition.clock_tolerance:
+            continue
+        at = start + rule.after_ms / 1000
+        if now >= at:
+            raised.append(
+                Anomaly.model_construct(
+                    code=rule.code,
+                    message=rule.message,
+                    participants=tuple(rule.condition),
+                    confirmed=True,
+                )
+            )
+        else:
+            due = min(due, at)
+    return tuple(raised), due
+
+
+def _confirm(
+    window: float,
+    anomalies: tuple[Anomaly, ...],
+    parts: Mapping[str, Part],
+    now: float,
+    unconfirmable: Collection[str],
+) -> tuple[tuple[Anomaly, ...], frozenset[str]]:
+    """Each anomaly marked confirmed or not; and the participants to ask again."""
+    marked: list[Anomaly] = []
+    recheck: set[str] = set()
+    for anomaly in anomalies:
+        fetched = {name: parts[name].fetched_at or 0.0 for name in anomaly.participants}
+        newest = max(fetched.values())
+        if all(newest - at <= window for at in fetched.values()) and not any(
+            name in unconfirmable for name in fetched
+        ):
+            marked.append(anomaly)
+            continue
+        marked.append(_UNCONFIRMED.get(anomaly) or _unconfirmed(anomaly))
+        recheck.update(
+            name for name, at in fetched.items() if now - at > window and name not in unconfirmable
+        )
+    return tuple(marked), frozenset(recheck)
+
+
+_UNCONFIRMED: dict[Anomaly, Anomaly] = {}
+
+
+def _unconfirmed(anomaly: Anomaly) -> Anomaly:
+    """The same anomaly, unconfirmed (made once per anomaly)."""
+    marked = anomaly.model_copy(update={"confirmed": False})
+    if len(_UNCONFIRMED) < 256:
+        _UNCONFIRMED[anomaly] = marked
+    return marked
+
+
+def _since(parts: Mapping[str, Part], derived_from: tuple[str, ...]) -> datetime | None:
+    updated = [
+        part.view.updated_at
+        for name in derived_from
+        if (part := parts.get(name)) is not None and part.view is not None
+    ]
+    return max(updated) if updated else None
+
+
+def _timeline(parts: Mapping[str, Part]) -> tuple[Moment, ...]:
+    steps = [
+        (name, part.view.state, part.view.updated_at)
+        for name, part in parts.items()
+        if part.view is not None
+    ]
+    steps.sort(key=lambda step: step[2])  # stable: ties keep the participants' order
+    return tuple(steps)
 
 
 def _disposition(parts: Mapping[str, Part]) -> Disposition:
@@ -131,7 +260,7 @@ def merge(
     definition: WorkflowDefinition, workflow_id: str, parts: Mapping[str, Part], now: float
 ) -> WorkflowStatus:
     """One workflow's status from every participant's part, at ``now`` (epoch seconds)."""
-    return as_status(definition, workflow_id, judge(definition, parts), parts, now)
+    return as_status(definition, workflow_id, judge(definition, parts, now), parts, now)
 
 
 def as_status(
@@ -148,6 +277,11 @@ def as_status(
         complete=verdict.complete,
         derived_from=verdict.derived_from,
         anomalies=verdict.anomalies,
+        since=verdict.since,
+        timeline=tuple(
+            Step.model_construct(participant=name, state=state, at=at)
+            for name, state, at in verdict.timeline
+        ),
         generated_at=moment(now),
         participants={name: render_part(part, now) for name, part in parts.items()},
     )

@@ -33,7 +33,8 @@ class ParticipantPipeline:
 
     ``part(ask)`` gives the part at once when it can (fresh in the cache, or the
     last good one while the circuit is open), else a future of the call that
-    brings it: await it, or ``abandon`` it. ``stats``, ``breaker`` and
+    brings it: await it, or ``abandon`` it. ``ask_again(ask)`` is the same without
+    the fresh part: it joins the call in flight or makes one. ``stats``, ``breaker`` and
     ``in_flight()`` are views for metrics and tests; read them, never change them.
     """
 
@@ -78,6 +79,8 @@ class ParticipantPipeline:
         self.part: Callable[[Ask], Part | asyncio.Future[Part]] = FreshParts(
             self._coalescing, self._cache
         )
+        # Past the fresh part: a call now (or the one in flight), to confirm an anomaly.
+        self.ask_again: Callable[[Ask], Part | asyncio.Future[Part]] = self._coalescing
         self.abandon = self._coalescing.abandon
 
     def stands_in_until(self, part: Part) -> float:

@@ -4,9 +4,10 @@
    (the same objects), to the same scope, for the same workflow.
 2. Made of cached parts (and parts standing in while a circuit is open), it is
    kept per workflow and scope, the oldest out first beyond ``max_entries``, and
-   served without asking the participants until its first cached part expires
-   or a stand-in's time ends (``Rendering.reusable_until``), and only while no
-   circuit has opened or closed since (stand-ins may differ then).
+   served without asking the participants until its first cached part expires,
+   a stand-in's time ends or a duration anomaly falls due on its parts
+   (``Rendering.reusable_until``), and only while no circuit has opened or
+   closed since (stand-ins may differ then).
 3. Made with a part just fetched, it can only serve the callers who shared
    those calls (later ones get the parts from the cache: other objects), and
    they all resume in the event loop's turn in which the last of the calls
@@ -70,10 +71,10 @@ class Renderings:
         return kept.rendering
 
     def made_of(
-        self, key: Key, parts: Mapping[str, Part], *, fetched: bool, stand_ins: bool
+        self, key: Key, parts: Mapping[str, Part], now: float, *, fetched: bool, stand_ins: bool
     ) -> Rendering | None:
-        """A rendering already made of these very parts (rule 1), if any may be served.
-        ``fetched``: some part was just fetched; ``stand_ins``: some stands in."""
+        """A rendering already made of these very parts (rule 1), if any may be served
+        at ``now``. ``fetched``: some part was just fetched; ``stand_ins``: some stands in."""
         if fetched:
             rendering = self._fresh.get(key)
         elif stand_ins:
@@ -81,7 +82,9 @@ class Renderings:
         else:
             kept = self._kept.get(key)
             rendering = None if kept is None else kept.rendering
-        return rendering if rendering is not None and rendering.serves(parts) else None
+        if rendering is None or now >= rendering.verdict.due or not rendering.serves(parts):
+            return None  # (an anomaly falling due changes what the same parts say)
+        return rendering
 
     def keep(self, key: Key, rendering: Rendering, *, fetched: bool, stand_ins: bool) -> None:
         """Hold a new rendering as its parts allow (rules 2 and 3)."""

@@ -6,12 +6,16 @@ A condition names, for some participants, the states it accepts; a
 participant whose state is not known (unavailable, invalid) matches no
 condition, so a status is only derived from what is known. The pseudo-state
 ``absent`` matches a participant that answered "no record of this workflow".
+
+An anomaly rule with ``after_ms`` is a duration: it is raised only once its
+condition has held that long, counted from the latest ``updated_at`` of the
+parts it names (a workflow stuck between two steps).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from contracts import (
@@ -26,6 +30,7 @@ from contracts import (
 from ._errors import ConfigError
 
 ABSENT = "absent"
+MINUTE_MS = 60_000
 
 Condition = Mapping[str, frozenset[str]]
 _MEMO_LIMIT = 4096  # combinations of states remembered per definition
@@ -64,9 +69,14 @@ class StatusRule:
 
 @dataclass(frozen=True, slots=True)
 class AnomalyRule:
+    """A combination of states that should not be; with ``after_ms``, one that
+    should not last that long (milliseconds since the latest ``updated_at`` of
+    the parts the condition names)."""
+
     code: str
     message: str
     condition: Condition
+    after_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,12 @@ class WorkflowDefinition:
     rules: tuple[StatusRule, ...]
     anomalies: tuple[AnomalyRule, ...] = ()
     fallback: str = "unknown"
+    # Parts an anomaly rests on must have been fetched within this many seconds of
+    # each other for it to be confirmed (see ``judge``).
+    window: float = 0.1
+    # How far a participant's clock may run ahead of ours: an ``updated_at`` further
+    # in the future than this never starts a duration.
+    clock_tolerance: float = 5.0
     by_name: Mapping[str, ParticipantDef] = field(init=False, repr=False, compare=False)
     # derive() and detect() are pure and see few distinct combinations of states.
     _derived: dict[tuple[tuple[str, str | None], ...], tuple[str, tuple[str, ...]]] = field(
@@ -98,12 +114,16 @@ class WorkflowDefinition:
     _detected: dict[tuple[tuple[str, str | None], ...], tuple[Anomaly, ...]] = field(
         init=False, repr=False, compare=False
     )
+    _timed: dict[tuple[tuple[str, str | None], ...], tuple[AnomalyRule, ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         by_name = {participant.name: participant for participant in self.participants}
         object.__setattr__(self, "by_name", MappingProxyType(by_name))
         object.__setattr__(self, "_derived", {})
         object.__setattr__(self, "_detected", {})
+        object.__setattr__(self, "_timed", {})
         where = f"workflow {self.name!r}"
         if not self.participants:
             raise ConfigError(f"{where}: declares no participants")
@@ -120,8 +140,13 @@ class WorkflowDefinition:
                 )
         for rule in self.rules:
             self._check_condition(f"{where}, rule {rule.status!r}", rule.condition)
+        codes = [anomaly.code for anomaly in self.anomalies]
+        if len(set(codes)) != len(codes):
+            raise ConfigError(f"{where}: an anomaly code is declared twice")
         for anomaly in self.anomalies:
             self._check_condition(f"{where}, anomaly {anomaly.code!r}", anomaly.condition)
+            if anomaly.after_ms is not None and anomaly.after_ms <= 0:
+                raise ConfigError(f"{where}, anomaly {anomaly.code!r}: after_ms must be positive")
         uncovered = [
             f"{participant.name}.{state}"
             for participant in self.participants
@@ -167,18 +192,50 @@ class WorkflowDefinition:
         return self.fallback, ()
 
     def detect(self, known: Known) -> tuple[Anomaly, ...]:
-        """Every anomaly rule that matches."""
+        """Every anomaly rule without a duration that matches."""
         key = tuple(known.items())
         found = self._detected.get(key)
         if found is None:
             found = tuple(
                 Anomaly(code=rule.code, message=rule.message, participants=tuple(rule.condition))
                 for rule in self.anomalies
-                if _matches(rule.condition, known)
+                if rule.after_ms is None and _matches(rule.condition, known)
             )
             if len(self._detected) < _MEMO_LIMIT:
                 self._detected[key] = found
         return found
+
+    def lasting(self, known: Known) -> tuple[AnomalyRule, ...]:
+        """Every anomaly rule with a duration whose condition matches (due or not)."""
+        key = tuple(known.items())
+        found = self._timed.get(key)
+        if found is None:
+            found = tuple(
+                rule
+                for rule in self.anomalies
+                if rule.after_ms is not None and _matches(rule.condition, known)
+            )
+            if len(self._timed) < _MEMO_LIMIT:
+                self._timed[key] = found
+        return found
+
+    def with_anomaly_settings(
+        self, *, window: float, clock_tolerance: float, after_ms: Mapping[str, int]
+    ) -> WorkflowDefinition:
+        """This definition with the operator's anomaly settings: the confirmation
+        window, the clock tolerance, and durations overriding the rules' own by code."""
+        timed = {rule.code for rule in self.anomalies if rule.after_ms is not None}
+        unknown = sorted(set(after_ms) - timed)
+        if unknown:
+            raise ConfigError(
+                f"anomalies.after_ms: workflow {self.name!r} has no duration anomalies "
+                f"{unknown}; it has {sorted(timed)}"
+            )
+        anomalies = tuple(
+            replace(rule, after_ms=after_ms[rule.code]) if rule.code in after_ms else rule
+            for rule in self.anomalies
+        )
+        return replace(self, anomalies=anomalies, window=window, clock_tolerance=clock_tolerance)
 
 
 ACTIVE_SHIPMENT = ("scheduled", "in_transit", "delivered")
@@ -230,6 +287,31 @@ ORDER_FULFILMENT = WorkflowDefinition(
             "refund_after_shipment",
             "the payment was refunded while the parcel is in transit or delivered",
             when(payment="refunded", shipping=("in_transit", "delivered")),
+        ),
+        # Stuck between two steps: each step takes seconds, so these are generous.
+        AnomalyRule(
+            "payment_stuck",
+            "the payment has been pending or authorized too long",
+            when(payment=("pending", "authorized")),
+            after_ms=15 * MINUTE_MS,
+        ),
+        AnomalyRule(
+            "stuck_after_payment",
+            "the payment was captured but the stock has not been reserved or found missing",
+            when(payment="captured", inventory=(ABSENT, "pending")),
+            after_ms=5 * MINUTE_MS,
+        ),
+        AnomalyRule(
+            "stuck_after_reservation",
+            "the stock is reserved but no parcel has been scheduled",
+            when(inventory="reserved", shipping=(ABSENT, "pending")),
+            after_ms=5 * MINUTE_MS,
+        ),
+        AnomalyRule(
+            "refund_overdue",
+            "the stock was found missing but the payment has not been refunded",
+            when(inventory="out_of_stock", payment="captured"),
+            after_ms=5 * MINUTE_MS,
         ),
     ),
 )

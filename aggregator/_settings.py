@@ -36,6 +36,7 @@ _TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 Millis = Annotated[int, Field(gt=0, le=3_600_000)]
+DAY_MS = 86_400_000
 
 
 class _Settings(BaseModel):
@@ -92,10 +93,30 @@ class DeclaredRule(_Settings):
     when: dict[str, list[str]]
 
 
+Duration = Annotated[int, Field(gt=0, le=DAY_MS * 30)]
+
+
 class DeclaredAnomaly(_Settings):
     code: str = Field(min_length=1)
     message: str = Field(min_length=1)
     when: dict[str, list[str]]
+    after_ms: Duration | None = Field(
+        None, description="Raised only once the condition has held this long."
+    )
+
+
+class AnomalySettings(_Settings):
+    """When anomalies are raised, and on what."""
+
+    window_ms: Millis = Field(
+        100, description="Parts an anomaly rests on are fetched within this of each other."
+    )
+    clock_tolerance_ms: Millis = Field(
+        5_000, description="How far ahead of ours a participant's clock may run."
+    )
+    after_ms: dict[str, Duration] = Field(
+        {}, description="Durations of the workflow's duration anomalies, by code."
+    )
 
 
 class DeclaredWorkflow(_Settings):
@@ -114,7 +135,9 @@ class DeclaredWorkflow(_Settings):
                 for key, p in self.participants.items()
             ),
             rules=tuple(StatusRule(r.status, when(**r.when)) for r in self.rules),
-            anomalies=tuple(AnomalyRule(a.code, a.message, when(**a.when)) for a in self.anomalies),
+            anomalies=tuple(
+                AnomalyRule(a.code, a.message, when(**a.when), a.after_ms) for a in self.anomalies
+            ),
             fallback=self.fallback,
         )
 
@@ -195,6 +218,7 @@ class Settings(_Settings):
     id_pattern: str = DEFAULT_ID_PATTERN
     max_concurrent_statuses: int = Field(16, ge=1, description="status_many's concurrency.")
     cache: CacheSettings = CacheSettings()
+    anomalies: AnomalySettings = AnomalySettings()
     gateway: GatewaySettings = GatewaySettings()
 
     @field_validator("id_pattern")
@@ -260,12 +284,19 @@ class Settings(_Settings):
         """The workflow definition these settings choose."""
         declared = self.workflows.get(self.workflow)
         if declared is not None:
-            return declared.build(self.workflow)
-        builtin = BUILTIN_DEFINITIONS.get(self.workflow)
-        if builtin is None:
-            known = sorted({*BUILTIN_DEFINITIONS, *self.workflows})
-            raise ConfigError(f"workflow: {self.workflow!r} is not defined; known: {known}")
-        return builtin
+            definition = declared.build(self.workflow)
+        else:
+            builtin = BUILTIN_DEFINITIONS.get(self.workflow)
+            if builtin is None:
+                known = sorted({*BUILTIN_DEFINITIONS, *self.workflows})
+                raise ConfigError(f"workflow: {self.workflow!r} is not defined; known: {known}")
+            definition = builtin
+        anomalies = self.anomalies
+        return definition.with_anomaly_settings(
+            window=anomalies.window_ms / 1000,
+            clock_tolerance=anomalies.clock_tolerance_ms / 1000,
+            after_ms=anomalies.after_ms,
+        )
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, origin: str = "settings") -> Settings:

@@ -11,9 +11,11 @@ once is what keeps a cache hit or an open circuit free of tasks and awaits.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from contracts import Anomaly
 
 from ._ids import url_segment
 from ._part import Part
@@ -70,3 +72,24 @@ class ParticipantStats:
     stale_served: int = 0
     retries: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class AnomalyCounts:
+    """Anomalies since start: ``raised`` by (code, confirmed), counted each time
+    parts are judged, and ``withdrawn`` by code, when asking a participant again
+    made one disappear. Read them, never write them."""
+
+    raised_by: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    withdrawn_by: Counter[str] = field(default_factory=Counter)
+
+    def raised(self, anomalies: Iterable[Anomaly]) -> None:
+        for anomaly in anomalies:
+            self.raised_by[(anomaly.code, anomaly.confirmed)] += 1
+
+    def withdrawn(self, before: Iterable[Anomaly], after: Iterable[Anomaly]) -> None:
+        """Count the codes in ``before`` that ``after`` no longer has."""
+        remaining = {anomaly.code for anomaly in after}
+        for anomaly in before:
+            if anomaly.code not in remaining:
+                self.withdrawn_by[anomaly.code] += 1

@@ -12,6 +12,7 @@ from ._status import (
     PartError,
     ParticipantStatus,
     Source,
+    Step,
     WorkflowStatus,
 )
 from ._validation import validation_problems
@@ -55,6 +56,7 @@ __all__ = [
     "ShippingState",
     "ShippingView",
     "Source",
+    "Step",
     "WorkflowStatus",
     "content_encoding",
     "is_json",

@@ -63,13 +63,30 @@ class ParticipantStatus(BaseModel):
 
 
 class Anomaly(BaseModel):
-    """A contradiction between parts, as eventual consistency produces them."""
+    """A contradiction between parts, or a workflow stuck between two steps."""
 
     model_config = ConfigDict(frozen=True)
 
     code: str
     message: str
     participants: tuple[str, ...]
+    confirmed: bool = Field(
+        True,
+        description=(
+            "The parts it rests on were fetched within the anomaly window of each other "
+            "(re-asked if need be); false when a participant could not be asked again."
+        ),
+    )
+
+
+class Step(BaseModel):
+    """One participant's state in the timeline, as of when it last changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    participant: str
+    state: str
+    at: AwareDatetime = Field(description="The part's updated_at, as the participant reported it.")
 
 
 class WorkflowStatus(BaseModel):
@@ -92,5 +109,14 @@ class WorkflowStatus(BaseModel):
         description="The participants whose states decided the status."
     )
     anomalies: tuple[Anomaly, ...]
+    since: AwareDatetime | None = Field(
+        description=(
+            "When the workflow entered its status: the latest updated_at of the parts "
+            "that decided it (null when none has one)."
+        )
+    )
+    timeline: tuple[Step, ...] = Field(
+        description="Each shown part's state and its updated_at, the earliest first."
+    )
     generated_at: AwareDatetime
     participants: dict[str, ParticipantStatus]

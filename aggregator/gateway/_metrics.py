@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from typing import Any
 
@@ -35,6 +35,17 @@ from aggregator import BreakerState, Part, StatusAggregator, __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# The tables a worker hands to another, by name.
+_TABLES = (
+    "requests",
+    "latency",
+    "calls",
+    "participants",
+    "parts",
+    "circuits",
+    "anomalies",
+    "withdrawn",
+)
 _PARTICIPANT_COUNTERS = {
     "cache_hits": ("Parts served from the fresh cache.", "cache_hits"),
     "cache_misses": ("Upstream calls started (cache misses).", "fetches"),
@@ -62,6 +73,8 @@ class Counts:
     parts: dict[Labels, int] = field(default_factory=dict)  # (participant, outcome)
     circuits: dict[Labels, int] = field(default_factory=dict)  # (participant, state): workers
     in_flight: int = 0
+    anomalies: dict[Labels, int] = field(default_factory=dict)  # (code, confirmed)
+    withdrawn: dict[Labels, int] = field(default_factory=dict)  # (code,)
 
     def add(self, other: Counts) -> None:
         for mine, theirs in (
@@ -69,6 +82,8 @@ class Counts:
             (self.participants, other.participants),
             (self.parts, other.parts),
             (self.circuits, other.circuits),
+            (self.anomalies, other.anomalies),
+            (self.withdrawn, other.withdrawn),
         ):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
@@ -81,12 +96,11 @@ class Counts:
 
     def without_gauges(self) -> Counts:
         """The counters alone: what a worker that has exited still counts for."""
-        return Counts(self.requests, self.latency, self.calls, self.participants, self.parts, {}, 0)
+        return replace(self, circuits={}, in_flight=0)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            name: [[*key, value] for key, value in getattr(self, name).items()]
-            for name in ("requests", "latency", "calls", "participants", "parts", "circuits")
+            name: [[*key, value] for key, value in getattr(self, name).items()] for name in _TABLES
         } | {"in_flight": self.in_flight}
 
     @classmethod
@@ -118,6 +132,8 @@ class Counts:
             participants=table("participants"),
             parts=table("parts"),
             circuits=table("circuits"),
+            anomalies=table("anomalies"),
+            withdrawn=table("withdrawn"),
             in_flight=int(data["in_flight"]),
         )
 
@@ -188,6 +204,22 @@ def families(counts: Counts) -> Iterator[Metric]:
     for (participant, state), workers in sorted(counts.circuits.items()):
         circuit.add_metric([participant, state], workers)
     yield circuit
+    anomalies = CounterMetricFamily(
+        "aggregator_anomalies",
+        "Anomalies raised, by code and whether confirmed (each time parts are judged).",
+        labels=["code", "confirmed"],
+    )
+    for (code, confirmed), value in sorted(counts.anomalies.items()):
+        anomalies.add_metric([code, confirmed], value)
+    yield anomalies
+    withdrawn = CounterMetricFamily(
+        "aggregator_anomalies_withdrawn",
+        "Anomalies that disappeared once a participant was asked again.",
+        labels=["code"],
+    )
+    for (code,), value in sorted(counts.withdrawn.items()):
+        withdrawn.add_metric([code], value)
+    yield withdrawn
 
 
 class _Service(Collector):
@@ -266,6 +298,10 @@ class GatewayMetrics:
                     counts.participants[(name, participant)] = getattr(stats, attribute)
                 for outcome, value in stats.outcomes.items():
                     counts.parts[(participant, str(outcome))] = value
+            for (code, confirmed), value in aggregator.anomalies.raised_by.items():
+                counts.anomalies[(code, str(confirmed).lower())] = value
+            for code, value in aggregator.anomalies.withdrawn_by.items():
+                counts.withdrawn[(code,)] = value
             for participant, current in aggregator.breaker_states().items():
                 for state in BreakerState:
                     counts.circuits[(participant, state.value)] = int(state is current)

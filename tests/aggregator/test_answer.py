@@ -57,7 +57,7 @@ def answer_of(chosen: dict[str, Part], now: float, workflow_id: str = "o-1") -> 
         ORDER_FULFILMENT,
         workflow_id,
         chosen,
-        judge(ORDER_FULFILMENT, chosen),
+        judge(ORDER_FULFILMENT, chosen, now),
         ttl=2.0,
         terminal_ttl=10.0,
     )
@@ -90,13 +90,18 @@ def test_a_rendering_serves_only_its_own_parts() -> None:
     same = dict(first)
     equal_but_new = {"payment": Part(Outcome.OK, Source.CACHE, view, NOW)}
     rendering = Rendering.of(
-        ORDER_FULFILMENT, "o-1", first, judge(ORDER_FULFILMENT, first), ttl=2.0, terminal_ttl=10.0
+        ORDER_FULFILMENT,
+        "o-1",
+        first,
+        judge(ORDER_FULFILMENT, first, NOW),
+        ttl=2.0,
+        terminal_ttl=10.0,
     )
     again = Rendering.of(
         ORDER_FULFILMENT,
         "o-1",
         equal_but_new,
-        judge(ORDER_FULFILMENT, equal_but_new),
+        judge(ORDER_FULFILMENT, equal_but_new, NOW),
         ttl=2.0,
         terminal_ttl=10.0,
     )
@@ -107,7 +112,12 @@ def test_a_rendering_serves_only_its_own_parts() -> None:
     live = {"payment": Part(Outcome.OK, Source.LIVE, view, NOW)}
     assert (
         Rendering.of(
-            ORDER_FULFILMENT, "o-1", live, judge(ORDER_FULFILMENT, live), ttl=2.0, terminal_ttl=10.0
+            ORDER_FULFILMENT,
+            "o-1",
+            live,
+            judge(ORDER_FULFILMENT, live, NOW),
+            ttl=2.0,
+            terminal_ttl=10.0,
         ).reusable_until
         < NOW
     )

@@ -58,6 +58,22 @@ ANOMALY_ROWS = [
 ]
 
 
+# (payment, inventory, shipping) -> duration anomalies whose condition holds (due or not)
+DURATION_ROWS = [
+    (("pending", ABSENT, ABSENT), ["payment_stuck"]),
+    (("authorized", ABSENT, ABSENT), ["payment_stuck"]),
+    (("captured", ABSENT, ABSENT), ["stuck_after_payment"]),
+    (("captured", "pending", ABSENT), ["stuck_after_payment"]),
+    (("captured", "reserved", ABSENT), ["stuck_after_reservation"]),
+    (("captured", "reserved", "pending"), ["stuck_after_reservation"]),
+    (("captured", "out_of_stock", ABSENT), ["refund_overdue"]),
+    (("captured", "reserved", "scheduled"), []),
+    (("refunded", "out_of_stock", ABSENT), []),
+    (("failed", ABSENT, ABSENT), []),
+    ((None, ABSENT, ABSENT), []),  # unknown parts prove nothing
+]
+
+
 def known(states: tuple[str | None, str | None, str | None]) -> dict[str, str | None]:
     return dict(zip(("payment", "inventory", "shipping"), states, strict=True))
 
@@ -74,9 +90,14 @@ def test_anomaly_rows(states: tuple[str | None, str | None, str | None], codes: 
     assert [a.code for a in ORDER_FULFILMENT.detect(known(states))] == codes
 
 
+@pytest.mark.parametrize(("states", "codes"), DURATION_ROWS)
+def test_duration_rows(states: tuple[str | None, str | None, str | None], codes: list[str]) -> None:
+    assert [rule.code for rule in ORDER_FULFILMENT.lasting(known(states))] == codes
+
+
 def test_every_status_and_anomaly_has_a_test_row() -> None:
     assert {row[1] for row in STATUS_ROWS} == set(ORDER_FULFILMENT.statuses)
-    tested = {code for _, codes in ANOMALY_ROWS for code in codes}
+    tested = {code for _, codes in [*ANOMALY_ROWS, *DURATION_ROWS] for code in codes}
     assert tested == {rule.code for rule in ORDER_FULFILMENT.anomalies}
 
 

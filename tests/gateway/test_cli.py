@@ -228,6 +228,8 @@ async def test_status_from_a_gateway_and_embedded(
     assert "order-42: in_transit (complete;" in table
     for row in ("payment", "inventory", "shipping", "captured", "reserved"):
         assert row in table
+    assert "since 2026-01-01 10:00:00 UTC" in table
+    assert "timeline: payment captured, then inventory reserved, then shipping in_transit" in table
 
     healthy(participants)
     config = write_config(tmp_path / "a.toml", participants)

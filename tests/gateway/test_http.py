@@ -271,6 +271,32 @@ async def test_health_readiness_and_metrics(participants: LoopbackParticipants) 
     assert f'aggregator_http_request_duration_seconds_bucket{{le="+Inf",{route}}} 2.0' in scraped
 
 
+async def test_anomalies_in_the_answer_and_in_metrics(participants: LoopbackParticipants) -> None:
+    healthy(participants)
+    participants.behaviours["payment"] = answer("payment", "refunded")  # after shipment
+    async with running_gateway(gateway_settings(participants)) as gw:
+        status = await (await gw.client.get("/workflows/order-1/status")).json()
+        scraped = await (await gw.client.get("/metrics")).text()
+    assert status["anomalies"] == [
+        {
+            "code": "refund_after_shipment",
+            "message": "the payment was refunded while the parcel is in transit or delivered",
+            "participants": ["payment", "shipping"],
+            "confirmed": True,
+        }
+    ]
+    assert [step["participant"] for step in status["timeline"]] == [
+        "payment",
+        "inventory",
+        "shipping",
+    ]
+    assert status["since"] == "2026-01-01T10:00:00Z"
+    assert (
+        'aggregator_anomalies_total{code="refund_after_shipment",confirmed="true"} 1.0' in scraped
+    )
+    assert "# TYPE aggregator_anomalies_withdrawn_total counter" in scraped
+
+
 async def test_openapi_describes_the_real_answers(participants: LoopbackParticipants) -> None:
     healthy(participants)
     participants.behaviours["shipping"] = answer("shipping", "delivered", carrier=None)

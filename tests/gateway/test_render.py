@@ -18,7 +18,7 @@ DEFINITION = settings().definition()
 def rendering(workflow_id: str) -> Rendering:
     parts = {"shipping": Part(Outcome.NOT_FOUND, Source.CACHE, fetched_at=1_000.0)}
     return Rendering.of(
-        DEFINITION, workflow_id, parts, judge(DEFINITION, parts), ttl=2, terminal_ttl=30
+        DEFINITION, workflow_id, parts, judge(DEFINITION, parts, 1_000.0), ttl=2, terminal_ttl=30
     )
 
 
