@@ -74,7 +74,7 @@ class Rendering:
         its fingerprint covers."""
         # pydantic's own serializer, on plain values: the same bytes the models give,
         # without building them. The fields are in the models' order.
-        prefix = to_json(
+        head = to_json(
             {
                 "workflow_id": workflow_id,
                 "workflow": definition.name,
@@ -82,13 +82,25 @@ class Rendering:
                 "complete": verdict.complete,
                 "derived_from": verdict.derived_from,
                 "anomalies": verdict.anomalies,
-                "since": verdict.since,
-                "timeline": [
-                    {"participant": name, "state": state, "at": at}
-                    for name, state, at in verdict.timeline
-                ],
             }
         )
+        # Each view's updated_at rendered once, for its part, since and the timeline
+        # (a date is the dearest value to_json renders).
+        updated = {
+            name: to_json(part.view.updated_at)
+            for name, part in parts.items()
+            if part.view is not None
+        }
+        since = b"null"
+        steps = []
+        for name, state, at in verdict.timeline:
+            steps.append(
+                b'{"participant":%b,"state":%b,"at":%b}'
+                % (_text(name), _text(state), updated[name])
+            )
+            if at is verdict.since:  # the very date of one of the parts
+                since = updated[name]
+        prefix = head[:-1] + b',"since":%b,"timeline":[%b]}' % (since, b",".join(steps))
         stand_ins = stand_ins or {}
         heads: list[bytes] = []
         facts: list[object] = [scope]  # what the fingerprint is taken over
@@ -102,7 +114,10 @@ class Rendering:
             view_json = None if view is None else view.__pydantic_serializer__.to_json(view)
             # Escaped for %-formatting before the placeholder is added, so no '%' in
             # a participant's data can act as one.
-            heads.append(_part_json(name, part, view_json).replace(b"%", b"%%") + b',"age_ms":%s}')
+            heads.append(
+                _part_json(name, part, view_json, updated.get(name)).replace(b"%", b"%%")
+                + b',"age_ms":%s}'
+            )
             # Everything the part says but when: a validator of one representation
             # never matches another (another view's fields, another error, stale).
             facts.append(
@@ -166,7 +181,7 @@ _SOURCES.update({source: to_json(source.value) for source in Source})
 _NO_VIEW = b'"updated_at":null,"state":null,"version":null,"view":null'
 
 
-def _part_json(name: str, part: Part, view_json: bytes | None) -> bytes:
+def _part_json(name: str, part: Part, view_json: bytes | None, updated_json: bytes | None) -> bytes:
     """``"name":{...`` for one part, every field but its age, in ParticipantStatus's
     field order, as pydantic renders it.
 
@@ -180,7 +195,7 @@ def _part_json(name: str, part: Part, view_json: bytes | None) -> bytes:
         if view is None or view_json is None
         else b'"updated_at":%b,"state":%b,"version":%d,"view":%b'
         % (
-            to_json(view.updated_at),
+            updated_json or to_json(view.updated_at),
             to_json(view.state),
             view.version,
             view_json,
@@ -194,6 +209,12 @@ def _part_json(name: str, part: Part, view_json: bytes | None) -> bytes:
         shown,
         b"null" if part.error is None else to_json(part.error),
     )
+
+
+@lru_cache(maxsize=1024)
+def _text(name: str) -> bytes:
+    """A participant's name or a state (a definition has few) as JSON."""
+    return to_json(name)
 
 
 @lru_cache(maxsize=4)

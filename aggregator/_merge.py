@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import itemgetter
 
 from contracts import (
     Anomaly,
@@ -42,9 +43,13 @@ class Disposition(StrEnum):
 Moment = tuple[str, str, datetime]  # (participant, state, updated_at): a timeline step
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
-    """What the parts say together: the derived status and how far to trust it."""
+    """What the parts say together: the derived status and how far to trust it.
+
+    Treat it as immutable (not frozen: one is made per miss, and a frozen
+    dataclass's ``__init__`` costs a microsecond more at this many fields).
+    """
 
     status: str
     derived_from: tuple[str, ...]
@@ -132,9 +137,8 @@ def judge(
     current = {
         name: state if parts[name].source in _CURRENT else None for name, state in known.items()
     }
-    anomalies = definition.detect(current)
+    anomalies, lasting = definition.anomaly_rules(current)
     due = float("inf")
-    lasting = definition.lasting(current)
     if lasting:
         anomalies, due = _add_due(definition, lasting, parts, now, anomalies)
     recheck: frozenset[str] = frozenset()
@@ -240,12 +244,15 @@ def _since(parts: Mapping[str, Part], derived_from: tuple[str, ...]) -> datetime
 
 def _timeline(parts: Mapping[str, Part]) -> tuple[Moment, ...]:
     steps = [
-        (name, part.view.state, part.view.updated_at)
+        (name, view.state, view.updated_at)
         for name, part in parts.items()
-        if part.view is not None
+        if (view := part.view) is not None
     ]
-    steps.sort(key=lambda step: step[2])  # stable: ties keep the participants' order
+    steps.sort(key=_AT)  # stable: ties keep the participants' order
     return tuple(steps)
+
+
+_AT = itemgetter(2)
 
 
 def _disposition(parts: Mapping[str, Part]) -> Disposition:

@@ -111,19 +111,15 @@ class WorkflowDefinition:
     _derived: dict[tuple[tuple[str, str | None], ...], tuple[str, tuple[str, ...]]] = field(
         init=False, repr=False, compare=False
     )
-    _detected: dict[tuple[tuple[str, str | None], ...], tuple[Anomaly, ...]] = field(
-        init=False, repr=False, compare=False
-    )
-    _timed: dict[tuple[tuple[str, str | None], ...], tuple[AnomalyRule, ...]] = field(
-        init=False, repr=False, compare=False
-    )
+    _detected: dict[
+        tuple[tuple[str, str | None], ...], tuple[tuple[Anomaly, ...], tuple[AnomalyRule, ...]]
+    ] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name = {participant.name: participant for participant in self.participants}
         object.__setattr__(self, "by_name", MappingProxyType(by_name))
         object.__setattr__(self, "_derived", {})
         object.__setattr__(self, "_detected", {})
-        object.__setattr__(self, "_timed", {})
         where = f"workflow {self.name!r}"
         if not self.participants:
             raise ConfigError(f"{where}: declares no participants")
@@ -193,30 +189,31 @@ class WorkflowDefinition:
 
     def detect(self, known: Known) -> tuple[Anomaly, ...]:
         """Every anomaly rule without a duration that matches."""
-        key = tuple(known.items())
-        found = self._detected.get(key)
-        if found is None:
-            found = tuple(
-                Anomaly(code=rule.code, message=rule.message, participants=tuple(rule.condition))
-                for rule in self.anomalies
-                if rule.after_ms is None and _matches(rule.condition, known)
-            )
-            if len(self._detected) < _MEMO_LIMIT:
-                self._detected[key] = found
-        return found
+        return self.anomaly_rules(known)[0]
 
     def lasting(self, known: Known) -> tuple[AnomalyRule, ...]:
         """Every anomaly rule with a duration whose condition matches (due or not)."""
+        return self.anomaly_rules(known)[1]
+
+    def anomaly_rules(self, known: Known) -> tuple[tuple[Anomaly, ...], tuple[AnomalyRule, ...]]:
+        """``detect`` and ``lasting`` at once: the anomalies without a duration that
+        match, and the rules with one whose condition matches."""
         key = tuple(known.items())
-        found = self._timed.get(key)
+        found = self._detected.get(key)
         if found is None:
-            found = tuple(
-                rule
-                for rule in self.anomalies
-                if rule.after_ms is not None and _matches(rule.condition, known)
+            matching = [rule for rule in self.anomalies if _matches(rule.condition, known)]
+            found = (
+                tuple(
+                    Anomaly(
+                        code=rule.code, message=rule.message, participants=tuple(rule.condition)
+                    )
+                    for rule in matching
+                    if rule.after_ms is None
+                ),
+                tuple(rule for rule in matching if rule.after_ms is not None),
             )
-            if len(self._timed) < _MEMO_LIMIT:
-                self._timed[key] = found
+            if len(self._detected) < _MEMO_LIMIT:
+                self._detected[key] = found
         return found
 
     def with_anomaly_settings(
