@@ -253,31 +253,35 @@ class StatusAggregator:
     ) -> tuple[dict[str, Part], Verdict]:
         """Ask again the participants whose parts are too old for an anomaly to rest
         on (past their fresh part; joining a call in flight), and judge again. A part
-        that comes back live replaces the old one (in the cache too); the others'
-        anomalies stay, unconfirmed. One round: what the new parts raise is judged as
-        it stands."""
-        pending = [
-            (pipeline, pipeline.ask_again(ask))
-            for pipeline in self._pipelines
-            if pipeline.name in verdict.recheck
-        ]
+        that comes back live replaces the old one (in the cache too); a participant
+        that cannot be asked leaves its anomalies unconfirmed. The new parts may
+        raise anomalies of their own: a round for each participant at most."""
+        first = verdict
         parts = dict(parts)
         failed: list[str] = []
-        awaited = 0
-        try:
-            for pipeline, got in pending:
-                part = got if isinstance(got, Part) else await got
-                awaited += 1
-                if part.source is Source.LIVE:
-                    parts[pipeline.name] = part
-                else:
-                    failed.append(pipeline.name)
-        except asyncio.CancelledError:
-            _abandon(ask, pending[awaited:])
-            raise
-        again = judge(self.definition, parts, self._now(), unconfirmable=failed)
-        self.anomalies.withdrawn(verdict.anomalies, again.anomalies)
-        return parts, again
+        for _ in self._pipelines:
+            if not verdict.recheck:
+                break
+            pending = [
+                (pipeline, pipeline.ask_again(ask))
+                for pipeline in self._pipelines
+                if pipeline.name in verdict.recheck
+            ]
+            awaited = 0
+            try:
+                for pipeline, got in pending:
+                    part = got if isinstance(got, Part) else await got
+                    awaited += 1
+                    if part.source is Source.LIVE:
+                        parts[pipeline.name] = part
+                    else:
+                        failed.append(pipeline.name)
+            except asyncio.CancelledError:
+                _abandon(ask, pending[awaited:])
+                raise
+            verdict = judge(self.definition, parts, self._now(), unconfirmable=failed)
+        self.anomalies.withdrawn(first.anomalies, verdict.anomalies)
+        return parts, verdict
 
     def _circuits(self) -> tuple[int, ...]:
         return tuple(pipeline.breaker.changes for pipeline in self._pipelines)

@@ -204,22 +204,32 @@ def _confirm(
     now: float,
     unconfirmable: Collection[str],
 ) -> tuple[tuple[Anomaly, ...], frozenset[str]]:
-    """Each anomaly marked confirmed or not; and the participants to ask again."""
+    """Each anomaly marked confirmed or not; and the participants to ask again.
+
+    When any anomaly is unconfirmed, every part any anomaly rests on that is older
+    than the window allows is to be asked for again (not only the unconfirmed
+    one's), so that all of them are judged on parts of one moment.
+    """
     marked: list[Anomaly] = []
-    recheck: set[str] = set()
+    involved: dict[str, float] = {}
     for anomaly in anomalies:
         fetched = {name: parts[name].fetched_at or 0.0 for name in anomaly.participants}
+        involved.update(fetched)
         newest = max(fetched.values())
         if all(newest - at <= window for at in fetched.values()) and not any(
             name in unconfirmable for name in fetched
         ):
             marked.append(anomaly)
-            continue
-        marked.append(_UNCONFIRMED.get(anomaly) or _unconfirmed(anomaly))
-        recheck.update(
-            name for name, at in fetched.items() if now - at > window and name not in unconfirmable
-        )
-    return tuple(marked), frozenset(recheck)
+        else:
+            marked.append(_UNCONFIRMED.get(anomaly) or _unconfirmed(anomaly))
+    if all(anomaly.confirmed for anomaly in marked):
+        return tuple(marked), frozenset()
+    # The latest moment known: a part may carry a fetch time a rounding past ``now``.
+    latest = max(now, *involved.values())
+    recheck = frozenset(
+        name for name, at in involved.items() if latest - at > window and name not in unconfirmable
+    )
+    return tuple(marked), recheck
 
 
 _UNCONFIRMED: dict[Anomaly, Anomaly] = {}
