@@ -206,7 +206,7 @@ class StatusAggregator:
             verdict = judge(self.definition, parts, now)
             if verdict.recheck:
                 parts, verdict = await self._confirm(ask, parts, verdict)
-                fetched = True
+                fetched, now = True, self._now()
             rendering = Rendering.of(
                 self.definition,
                 key[1],
@@ -218,8 +218,9 @@ class StatusAggregator:
                 scope=key[0],
             )
             self._renderings.keep(key, rendering, fetched=fetched, stand_ins=bool(stand_ins))
-            self.anomalies.raised(verdict.anomalies)
-        return Answer(self.definition, rendering, self._now())
+            if verdict.anomalies:
+                self.anomalies.raised(verdict.anomalies)
+        return Answer(self.definition, rendering, now)
 
     async def _gather(self, ask: Ask) -> tuple[dict[str, Part], dict[str, float], bool]:
         """Every participant's part, asked concurrently; the parts given in place of a
