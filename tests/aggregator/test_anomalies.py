@@ -61,26 +61,28 @@ def answered(name: str, state: str, *, updated: float, version: int = 1) -> Tran
     )
 
 
+def no_stock(*, cached_for: float) -> dict[str, Part]:
+    """Shipping scheduled, fetched now; payment captured and inventory pending, both
+    from the cache, fetched ``cached_for`` seconds ago."""
+    return {
+        "payment": part("payment", "captured", fetched=NOW - cached_for),
+        "inventory": part("inventory", "pending", fetched=NOW - cached_for),
+        "shipping": part("shipping", "scheduled", fetched=NOW, source=Source.LIVE),
+    }
+
+
 # -- judge, pure ------------------------------------------------------------------
 
 
 def test_an_anomaly_on_parts_of_one_moment_is_confirmed() -> None:
-    parts = {
-        "payment": part("payment", "captured", fetched=NOW - 0.05),
-        "inventory": part("inventory", "pending", fetched=NOW - 0.05),
-        "shipping": part("shipping", "scheduled", fetched=NOW, source=Source.LIVE),
-    }
+    parts = no_stock(cached_for=0.05)
     verdict = judge(ORDER_FULFILMENT, parts, NOW)
     assert [(a.code, a.confirmed) for a in verdict.anomalies] == [("shipment_without_stock", True)]
     assert verdict.recheck == frozenset()
 
 
 def test_an_anomaly_on_an_older_part_is_unconfirmed_and_names_it_to_ask_again() -> None:
-    parts = {
-        "payment": part("payment", "captured", fetched=NOW - 1.2),
-        "inventory": part("inventory", "pending", fetched=NOW - 1.2),
-        "shipping": part("shipping", "scheduled", fetched=NOW, source=Source.LIVE),
-    }
+    parts = no_stock(cached_for=1.2)
     verdict = judge(ORDER_FULFILMENT, parts, NOW)
     assert [(a.code, a.confirmed) for a in verdict.anomalies] == [("shipment_without_stock", False)]
     assert verdict.recheck == {"inventory"}  # payment is not in this anomaly
@@ -92,11 +94,7 @@ def test_an_anomaly_on_an_older_part_is_unconfirmed_and_names_it_to_ask_again() 
 
 def test_the_window_is_a_setting() -> None:
     definition = settings(anomalies={"window_ms": 2000}).definition()
-    parts = {
-        "payment": part("payment", "captured", fetched=NOW - 1.2),
-        "inventory": part("inventory", "pending", fetched=NOW - 1.2),
-        "shipping": part("shipping", "scheduled", fetched=NOW, source=Source.LIVE),
-    }
+    parts = no_stock(cached_for=1.2)
     verdict = judge(definition, parts, NOW)
     assert [(a.code, a.confirmed) for a in verdict.anomalies] == [("shipment_without_stock", True)]
 
