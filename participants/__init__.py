@@ -16,6 +16,7 @@ from ._choreography import (
 )
 from ._events import Event, EventType, order_placed
 from ._service import Faults, Participant
+from ._staging import FaultKind, Misrouter, StagedFault, Staging
 from ._store import Record, Store
 from .inventory import InventoryService
 from .payment import PaymentService
@@ -30,14 +31,18 @@ __all__ = [
     "ChoreographyConfig",
     "Event",
     "EventType",
+    "FaultKind",
     "Faults",
     "InProcessBus",
     "InventoryService",
     "ListenError",
+    "Misrouter",
     "Participant",
     "PaymentService",
     "Record",
     "ShippingService",
+    "StagedFault",
+    "Staging",
     "Store",
     "listen",
     "order_placed",

@@ -35,6 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-delay", type=float, default=2.5, help="seconds a step takes, at most"
     )
     parser.add_argument("--duplicate-rate", type=float, default=0.05, help="events delivered twice")
+    parser.add_argument(
+        "--lost-event-rate",
+        type=float,
+        default=0.0,
+        help="paid orders whose consumer drops an event, so the order stops",
+    )
+    parser.add_argument(
+        "--rogue-event-rate",
+        type=float,
+        default=0.0,
+        help="delivered orders that then get a rogue OutOfStock, so payment refunds them",
+    )
     parser.add_argument("--admin", action="store_true", help="enable the /_admin/faults endpoint")
     parser.add_argument(
         "--state-hook",
@@ -53,14 +65,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from(args: argparse.Namespace) -> ChoreographyConfig:
     if not 0 <= args.min_delay <= args.max_delay:
         raise ValueError("--min-delay must be between 0 and --max-delay")
-    if not 0 <= args.duplicate_rate <= 1:
-        raise ValueError("--duplicate-rate must be between 0 and 1")
+    for rate in ("duplicate_rate", "lost_event_rate", "rogue_event_rate"):
+        if not 0 <= getattr(args, rate) <= 1:
+            raise ValueError(f"--{rate.replace('_', '-')} must be between 0 and 1")
+    if args.lost_event_rate + args.rogue_event_rate > 1:
+        raise ValueError("--lost-event-rate and --rogue-event-rate must add up to 1 at most")
     return ChoreographyConfig(
         host=args.host,
         ports={name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS},
         only=tuple(args.only or DEFAULT_PORTS),
         db_dir=args.db_dir,
-        chance=Chance(seed=args.seed, min_delay=args.min_delay, max_delay=args.max_delay),
+        chance=Chance(
+            seed=args.seed,
+            min_delay=args.min_delay,
+            max_delay=args.max_delay,
+            lost_event_rate=args.lost_event_rate,
+            rogue_event_rate=args.rogue_event_rate,
+        ),
         duplicate_rate=args.duplicate_rate,
         admin=args.admin,
         state_hook=args.state_hook,

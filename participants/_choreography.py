@@ -19,6 +19,7 @@ from ._bus import InProcessBus
 from ._chance import Chance
 from ._events import order_placed
 from ._service import Participant
+from ._staging import Misrouter, Staging
 from ._store import Store
 from .inventory import InventoryService
 from .payment import PaymentService
@@ -77,6 +78,7 @@ class Choreography:
         self.bus = InProcessBus(
             duplicate_rate=config.duplicate_rate, rng=random.Random(config.chance.seed)
         )
+        self.staging = Staging()  # the staged faults, as they take effect
         self.services: dict[str, Participant] = {}
         self.urls: dict[str, str] = {}  # participant -> URL template for the aggregator
         self.base_urls: dict[str, str] = {}
@@ -96,7 +98,7 @@ class Choreography:
             for name in self.config.only:
                 service_type = SERVICES[name]
                 store = await stack.enter_async_context(Store(self.db_dir / f"{name}.sqlite3"))
-                service = service_type(store, self.bus, self.config.chance)
+                service = service_type(store, self.bus, self.config.chance, staging=self.staging)
                 runner = await listen(
                     service.app(admin=self.config.admin, state_hook=self.config.state_hook),
                     self.config.host,
@@ -109,6 +111,8 @@ class Choreography:
                 self.services[name] = service
                 self.base_urls[name] = base
                 self.urls[name] = base + QUERY_PATHS[name]
+            if self.config.chance.rogue_event_rate > 0:
+                Misrouter(self.bus, self.config.chance, self.staging)
             # Closed first: no step or delivery may touch a database after it closes.
             stack.push_async_callback(self._quiesce)
             if "payment" in self.services:

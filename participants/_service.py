@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from contracts import QUERY_PATHS, ParticipantView, validation_problems
 
 from ._bus import Bus
+from ._bus import Handler as EventHandler
 from ._chance import Chance
 from ._events import Event, EventType
+from ._staging import FaultKind, Staging
 from ._store import Record, Store
 
 JSON = "application/json"
@@ -59,11 +61,18 @@ class Participant(ABC):
     view: ClassVar[type[ParticipantView]]
 
     def __init__(
-        self, store: Store, bus: Bus, chance: Chance, *, rng: random.Random | None = None
+        self,
+        store: Store,
+        bus: Bus,
+        chance: Chance,
+        *,
+        rng: random.Random | None = None,
+        staging: Staging | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.chance = chance
+        self.staging = staging or Staging()
         self.faults = Faults()
         self._rng = rng or random.Random(chance.seed)
         self._light = asyncio.Event()
@@ -73,13 +82,25 @@ class Participant(ABC):
 
     @abstractmethod
     def wire(self) -> None:
-        """Subscribe this participant's handlers to the bus."""
+        """Subscribe this participant's handlers to the bus, with ``react``."""
 
     @abstractmethod
     def sample(self, state: str) -> dict[str, Any]:
         """Plausible domain fields for a record in ``state`` (for provider states)."""
 
     # --- behaviour helpers -----------------------------------------------------------
+
+    def react(self, event_type: EventType, handler: EventHandler) -> None:
+        """Subscribe ``handler``; an event the seed says is lost for its order is
+        acknowledged and dropped instead, every time it is delivered."""
+
+        async def unless_lost(event: Event) -> None:
+            if self.chance.lost_event(event.workflow_id) is event.type:
+                self.staging.record(event.workflow_id, FaultKind.LOST_EVENT, event.type)
+                return
+            await handler(event)
+
+        self.bus.subscribe(event_type, unless_lost)
 
     def later(self, workflow_id: str, step: str, then: Callable[[], Awaitable[None]]) -> None:
         """Run ``then`` after the seeded delay of this step."""

@@ -18,8 +18,8 @@ class InventoryService(Participant):
     view = InventoryView
 
     def wire(self) -> None:
-        self.bus.subscribe(EventType.PAYMENT_CAPTURED, self.on_payment_captured)
-        self.bus.subscribe(EventType.PAYMENT_REFUNDED, self.on_payment_refunded)
+        self.react(EventType.PAYMENT_CAPTURED, self.on_payment_captured)
+        self.react(EventType.PAYMENT_REFUNDED, self.on_payment_refunded)
 
     def sample(self, state: str) -> dict[str, Any]:
         held = [{"sku": "book-1", "quantity": 1}] if state == "reserved" else []

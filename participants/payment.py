@@ -18,8 +18,8 @@ class PaymentService(Participant):
     view = PaymentView
 
     def wire(self) -> None:
-        self.bus.subscribe(EventType.ORDER_PLACED, self.on_order_placed)
-        self.bus.subscribe(EventType.OUT_OF_STOCK, self.on_out_of_stock)
+        self.react(EventType.ORDER_PLACED, self.on_order_placed)
+        self.react(EventType.OUT_OF_STOCK, self.on_out_of_stock)
 
     def sample(self, state: str) -> dict[str, Any]:
         return {"amount": 1999, "currency": "EUR", "items": []}

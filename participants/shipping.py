@@ -20,7 +20,7 @@ class ShippingService(Participant):
     view = ShippingView
 
     def wire(self) -> None:
-        self.bus.subscribe(EventType.STOCK_RESERVED, self.on_stock_reserved)
+        self.react(EventType.STOCK_RESERVED, self.on_stock_reserved)
 
     def sample(self, state: str) -> dict[str, Any]:
         if state == "pending":

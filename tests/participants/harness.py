@@ -19,9 +19,17 @@ async def choreography(
     min_delay: float = 0.002,
     max_delay: float = 0.01,
     db_dir: Path | None = None,
+    lost_event_rate: float = 0.0,
+    rogue_event_rate: float = 0.0,
     **options: Any,
 ) -> AsyncIterator[Choreography]:
-    chance = Chance(seed=seed, min_delay=min_delay, max_delay=max_delay)
+    chance = Chance(
+        seed=seed,
+        min_delay=min_delay,
+        max_delay=max_delay,
+        lost_event_rate=lost_event_rate,
+        rogue_event_rate=rogue_event_rate,
+    )
     config = ChoreographyConfig(ports=dict(FREE), chance=chance, db_dir=db_dir, **options)
     async with Choreography(config) as run:
         yield run
