@@ -1,7 +1,9 @@
 """The live demo: participants choreograph orders, the gateway reconstructs them.
 
 Everything the view shows is read through the gateway's batch endpoint, the
-way any client would read it.
+way any client would read it. The demo also stages faults whose effect it
+knows (a lost event, a rogue one), and counts every anomaly the gateway raises
+as staged, missed or false.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +24,20 @@ import aiohttp
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from aggregator import Settings, StatusAggregator
+from aggregator import ORDER_FULFILMENT, Settings, StatusAggregator
 from aggregator.gateway import GATEWAY, create_app
 from contracts import BatchResponse
-from participants import Chance, Choreography, ChoreographyConfig, ListenError, listen
+from participants import (
+    Chance,
+    Choreography,
+    ChoreographyConfig,
+    FaultKind,
+    ListenError,
+    StagedFault,
+    listen,
+)
 
-from ._tracker import Tracker
+from ._tracker import Tally, Tracker, total
 from ._view import PARTICIPANTS, plain_line, screen
 
 PROG = "status-aggregator demo"
@@ -35,7 +46,7 @@ PROG = "status-aggregator demo"
 @dataclass(frozen=True, slots=True)
 class Options:
     duration: float | None = None
-    seed: int = 1
+    seed: int = 53  # stages a rogue event and a lost one within its first orders
     host: str = "127.0.0.1"
     gateway_port: int = 8080
     payment_port: int = 8101
@@ -46,16 +57,31 @@ class Options:
     outage_for: float = 5.0
     min_delay: float = 0.5
     max_delay: float = 2.5
+    lost_event_rate: float = 1 / 25
+    rogue_event_rate: float = 1 / 50
     refresh_every: float = 0.5
     db_dir: Path | None = None
     plain: bool = False
+
+    @property
+    def stuck_after(self) -> float:
+        """Seconds between two steps after which the gateway calls an order stuck: the
+        longest step, twice, and two seconds more, so a normal order never is."""
+        return 2 * self.max_delay + 2.0
+
+
+# The gateway's settings the demo's deadlines depend on.
+TTL_MS = 2_000
+BREAKER_RESET_MS = 1_000
+DURATION_CODES = tuple(rule.code for rule in ORDER_FULFILMENT.anomalies if rule.after_ms)
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
     orders: int
     outcomes: dict[str, int]
-    anomalies: dict[str, int]
+    faults: dict[str, int]  # staged faults that happened, by kind
+    anomalies: dict[str, Tally]  # by code
     cache_hits: int
     cache_misses: int
     coalesced: int
@@ -66,15 +92,23 @@ class Summary:
         asked = self.cache_hits + self.cache_misses
         return self.cache_hits / asked if asked else 0.0
 
+    @property
+    def verdicts(self) -> Tally:
+        """Every code's verdicts added up."""
+        return total(self.anomalies)
+
     def lines(self) -> list[str]:
         outcomes = ", ".join(f"{name} {count}" for name, count in sorted(self.outcomes.items()))
-        anomalies = ", ".join(f"{code} x{n}" for code, n in sorted(self.anomalies.items()))
+        faults = ", ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items()))
+        v = self.verdicts
         return [
             "summary",
             f"  orders placed: {self.orders}",
             f"  outcomes: {outcomes or 'none'}",
-            f"  anomalies seen: {sum(self.anomalies.values())}"
-            + (f" ({anomalies})" if anomalies else ""),
+            f"  faults staged: {faults or 'none'}",
+            f"  anomalies: staged {v.staged}, missed {v.missed}, false {v.false}"
+            f" (pending {v.pending}, unconfirmed {v.unconfirmed})",
+            *(f"    {code}: {tally.words()}" for code, tally in self.anomalies.items()),
             f"  cache hit ratio: {self.cache_hit_ratio:.0%} "
             f"({self.cache_hits} hits, {self.cache_misses} upstream calls)",
             f"  coalesced calls: {self.coalesced}",
@@ -90,6 +124,7 @@ class Demo:
         self.tracker = Tracker()
         self.outage: str | None = None
         self.outages = 0
+        self.faults: list[StagedFault] = []  # those the tracker has been told of
         self.stop = asyncio.Event()
 
     def _say(self, line: str) -> None:
@@ -106,10 +141,17 @@ class Demo:
                 "shipping": o.shipping_port,
             },
             db_dir=o.db_dir,
-            chance=Chance(seed=o.seed, min_delay=o.min_delay, max_delay=o.max_delay),
+            chance=Chance(
+                seed=o.seed,
+                min_delay=o.min_delay,
+                max_delay=o.max_delay,
+                lost_event_rate=o.lost_event_rate,
+                rogue_event_rate=o.rogue_event_rate,
+            ),
             admin=True,
         )
         async with Choreography(config) as run:
+            stuck_ms = round(o.stuck_after * 1000)
             settings = Settings.model_validate(
                 {
                     "deadline_ms": 600,
@@ -117,10 +159,13 @@ class Demo:
                         name: {
                             "url": url,
                             "timeout_ms": 250,
-                            "protection": {"breaker_reset_ms": 1000},
+                            "protection": {"breaker_reset_ms": BREAKER_RESET_MS},
                         }
                         for name, url in run.urls.items()
                     },
+                    "cache": {"ttl_ms": TTL_MS},
+                    # Seconds, not minutes: a stuck order shows while the demo runs.
+                    "anomalies": {"after_ms": dict.fromkeys(DURATION_CODES, stuck_ms)},
                     "gateway": {"host": o.host, "port": o.gateway_port},
                 }
             )
@@ -147,18 +192,22 @@ class Demo:
                 asyncio.create_task(self._stage_outages(run, client)),
             ]
             try:
-                await self._watch(client, gateway_url, aggregator)
+                await self._watch(client, gateway_url, aggregator, run)
             finally:  # an outage under way ends as its task is cancelled
                 for task in background:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
-            await self._refresh(client, gateway_url)
+            await self._refresh(client, gateway_url, run)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         return self._summary(aggregator)
 
     async def _watch(
-        self, client: aiohttp.ClientSession, gateway_url: str, aggregator: StatusAggregator
+        self,
+        client: aiohttp.ClientSession,
+        gateway_url: str,
+        aggregator: StatusAggregator,
+        run: Choreography,
     ) -> None:
         """Read the orders through the gateway and show them, until stopped or out of time."""
         every = self.options.refresh_every
@@ -168,7 +217,7 @@ class Demo:
         live = Live(console=console, auto_refresh=False) if self.live else None
         with live or contextlib.nullcontext():
             while not self.stop.is_set():
-                await self._refresh(client, gateway_url)
+                await self._refresh(client, gateway_url, run)
                 if live is not None:
                     live.update(self._screen(gateway_url, aggregator), refresh=True)
                 wait = every if deadline is None else min(every, deadline - time.monotonic())
@@ -180,8 +229,11 @@ class Demo:
     def _footer(self, aggregator: StatusAggregator) -> str:
         summary = self._summary(aggregator)
         outcomes = "  ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
+        v = summary.verdicts
         return (
-            f"placed {summary.orders}  {outcomes}  |  anomalies {sum(summary.anomalies.values())}"
+            f"placed {summary.orders}  {outcomes}  |  faults {sum(summary.faults.values())}"
+            f"  anomalies: staged {v.staged} missed {v.missed} false {v.false}"
+            f" (pending {v.pending}, unconfirmed {v.unconfirmed})"
             f"  |  cache hits {summary.cache_hit_ratio:.0%}  coalesced {summary.coalesced}"
         )
 
@@ -195,10 +247,12 @@ class Demo:
 
     def _summary(self, aggregator: StatusAggregator) -> Summary:
         stats = aggregator.stats().values()
+        kinds = Counter(str(fault.kind) for fault in self.faults)
         return Summary(
             orders=len(self.tracker.order),
             outcomes=dict(self.tracker.outcomes()),
-            anomalies=dict(self.tracker.anomaly_counts()),
+            faults=dict(sorted(kinds.items())),
+            anomalies=self.tracker.tally(time.monotonic()),
             cache_hits=sum(s.cache_hits for s in stats),
             cache_misses=sum(s.fetches for s in stats),
             coalesced=sum(s.coalesced for s in stats),
@@ -206,9 +260,32 @@ class Demo:
         )
 
     async def _place(self, run: Choreography) -> None:
+        chance = run.config.chance
         while True:
-            self.tracker.placed(await run.place_order())
+            workflow_id = await run.place_order()
+            self.tracker.placed(workflow_id, expected=chance.expected_anomaly(workflow_id))
             await asyncio.sleep(self.options.order_every)
+
+    def appears_within(self, fault: StagedFault) -> float:
+        """Seconds after the fault happens by which its anomaly must be raised, confirmed.
+
+        A lost event's anomaly is due once the order has been stuck for ``stuck_after``;
+        a rogue event's once payment has refunded (one step). Then the parts may still be
+        cached, and a participant the anomaly rests on may be dark, its circuit open, so
+        that it cannot be confirmed until the outage ends.
+        """
+        o = self.options
+        due = o.stuck_after if fault.kind is FaultKind.LOST_EVENT else o.max_delay
+        settle = (TTL_MS + BREAKER_RESET_MS) / 1000 + o.outage_for + 2 * o.refresh_every + 2.0
+        return due + settle
+
+    def _note_faults(self, run: Choreography) -> None:
+        happened = list(run.staging.faults.values())
+        for fault in happened[len(self.faults) :]:
+            self.faults.append(fault)
+            self.tracker.took_effect(fault.workflow_id, fault.at + self.appears_within(fault))
+            code = run.config.chance.expected_anomaly(fault.workflow_id)
+            self._say(f"staged: {fault.workflow_id} {fault.kind} {fault.event}, expect {code}")
 
     async def _stage_outages(self, run: Choreography, client: aiohttp.ClientSession) -> None:
         o = self.options
@@ -231,7 +308,10 @@ class Demo:
                 self.outage = None
                 self._say(f"outage: {name} answers again")
 
-    async def _refresh(self, client: aiohttp.ClientSession, gateway_url: str) -> None:
+    async def _refresh(
+        self, client: aiohttp.ClientSession, gateway_url: str, run: Choreography
+    ) -> None:
+        self._note_faults(run)
         ids = self.tracker.pending(recent=14)
         if not ids:
             return
@@ -239,8 +319,9 @@ class Demo:
             f"{gateway_url}/workflows/status:batch", json={"ids": ids}
         ) as response:
             answer = BatchResponse.model_validate_json(await response.read())
+        now = time.monotonic()
         for entry in answer.results:
-            if self.tracker.update(entry):
+            if self.tracker.update(entry, now):
                 self._say(plain_line(self.tracker, entry.workflow_id))
 
 
@@ -276,6 +357,10 @@ def _parser() -> argparse.ArgumentParser:
         "min_delay": "shortest time a participant takes for a step",
         "max_delay": "longest time a participant takes for a step",
     }
+    rates = {
+        "lost_event_rate": "share of paid orders that lose an event and stop",
+        "rogue_event_rate": "share of delivered orders that get a rogue OutOfStock",
+    }
     for field_name, meaning in durations.items():
         parser.add_argument(
             f"--{field_name.replace('_', '-')}",
@@ -283,6 +368,14 @@ def _parser() -> argparse.ArgumentParser:
             default=getattr(defaults, field_name),
             metavar="SECONDS",
             help=f"{meaning} (default: %(default)g)",
+        )
+    for field_name, meaning in rates.items():
+        parser.add_argument(
+            f"--{field_name.replace('_', '-')}",
+            type=float,
+            default=getattr(defaults, field_name),
+            metavar="SHARE",
+            help=f"{meaning} (default: %(default).2f; 0: none)",
         )
     parser.add_argument("--db-dir", type=Path, help="keep the participants' SQLite files here")
     parser.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
@@ -303,6 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{PROG}: --duration must be positive and --min-delay <= --max-delay", file=sys.stderr
         )
+        return 2
+    if not (args.lost_event_rate >= 0 and args.rogue_event_rate >= 0) or (
+        args.lost_event_rate + args.rogue_event_rate > 1
+    ):
+        print(f"{PROG}: the event rates must be shares that add up to 1 at most", file=sys.stderr)
         return 2
     options = Options(**{k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__})
     live = sys.stdout.isatty() and not args.plain
