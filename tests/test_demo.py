@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 from demo import Demo, Options
+from participants import Chance
+
+LOST_EVENT_CODES = {"stuck_after_payment", "stuck_after_reservation", "refund_overdue"}
 
 ROOT = Path(__file__).parents[1]
 FAST = [
@@ -93,3 +96,35 @@ async def test_the_live_view_shows_orders_parts_and_outages() -> None:
     assert "order-0001" in screen
     assert summary.orders >= 5 and summary.outages >= 1
     assert summary.cache_hits + summary.cache_misses > 0
+
+
+async def test_a_minute_of_outages_finds_every_staged_anomaly_and_raises_no_false_one() -> None:
+    """Every anomaly raised is one the demo staged, and each staged one shows in time,
+    while participants keep going dark for longer than an order takes to count as stuck."""
+    options = Options(
+        duration=62.0,
+        seed=23,  # by order 62: a rogue event, and each of the three lost events
+        gateway_port=0,
+        payment_port=0,
+        inventory_port=0,
+        shipping_port=0,
+        min_delay=0.1,
+        max_delay=0.4,  # an order is stuck after 2.8 s
+        order_every=0.4,
+        outage_every=6.0,
+        outage_for=3.0,
+        refresh_every=0.25,
+    )
+    chance = Chance(seed=23, lost_event_rate=options.lost_event_rate)
+    lost = [f"order-{n:04d}" for n in range(1, 63) if chance.lost_event(f"order-{n:04d}")]
+    assert {chance.expected_anomaly(i) for i in lost} == LOST_EVENT_CODES
+    out = io.StringIO()
+    summary = await Demo(options, out, live=False).run()
+    report = "\n".join(summary.lines())
+    verdicts = summary.verdicts
+    assert (verdicts.false, verdicts.missed) == (0, 0), report
+    for code in (*sorted(LOST_EVENT_CODES), "refund_after_shipment"):
+        assert summary.anomalies[code].staged >= 1, report
+    assert summary.faults["lost_event"] >= 3 and summary.faults["rogue_event"] >= 1, report
+    assert summary.outages >= 6, report
+    assert "anomaly=refund_after_shipment(staged)" in out.getvalue()
