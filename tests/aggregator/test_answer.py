@@ -89,38 +89,14 @@ def test_a_rendering_serves_only_its_own_parts() -> None:
     first = {"payment": Part(Outcome.OK, Source.CACHE, view, NOW)}
     same = dict(first)
     equal_but_new = {"payment": Part(Outcome.OK, Source.CACHE, view, NOW)}
-    rendering = Rendering.of(
-        ORDER_FULFILMENT,
-        "o-1",
-        first,
-        judge(ORDER_FULFILMENT, first, NOW),
-        ttl=2.0,
-        terminal_ttl=10.0,
-    )
-    again = Rendering.of(
-        ORDER_FULFILMENT,
-        "o-1",
-        equal_but_new,
-        judge(ORDER_FULFILMENT, equal_but_new, NOW),
-        ttl=2.0,
-        terminal_ttl=10.0,
-    )
+    rendering = answer_of(first, NOW).rendering
+    again = answer_of(equal_but_new, NOW).rendering
     assert rendering.serves(same)
     assert not rendering.serves(equal_but_new)
     assert again.fingerprint == rendering.fingerprint
     assert rendering.reusable_until == NOW + 2.0  # only parts that came from the cache
     live = {"payment": Part(Outcome.OK, Source.LIVE, view, NOW)}
-    assert (
-        Rendering.of(
-            ORDER_FULFILMENT,
-            "o-1",
-            live,
-            judge(ORDER_FULFILMENT, live, NOW),
-            ttl=2.0,
-            terminal_ttl=10.0,
-        ).reusable_until
-        < NOW
-    )
+    assert answer_of(live, NOW).rendering.reusable_until < NOW
 
 
 def test_freshness_and_age() -> None:
