@@ -157,14 +157,28 @@ def _histogram(
     return family
 
 
+def _table(
+    kind: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    help_text: str,
+    labels: list[str],
+    rows: dict[Labels, int],
+) -> Metric:
+    family = kind(name, help_text, labels=labels)
+    for key, value in sorted(rows.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
 def families(counts: Counts) -> Iterator[Metric]:
     """The metric families of ``counts``."""
-    requests = CounterMetricFamily(
-        "aggregator_http_requests", "HTTP requests answered.", labels=["route", "method", "status"]
+    yield _table(
+        CounterMetricFamily,
+        "aggregator_http_requests",
+        "HTTP requests answered.",
+        ["route", "method", "status"],
+        counts.requests,
     )
-    for (route, method, status), count in sorted(counts.requests.items()):
-        requests.add_metric([route, method, str(status)], count)
-    yield requests
     yield _histogram(
         "aggregator_http_request_duration_seconds",
         "Time to answer an HTTP request.",
@@ -181,45 +195,41 @@ def families(counts: Counts) -> Iterator[Metric]:
     in_flight.add_metric([], counts.in_flight)
     yield in_flight
     for name, (help_text, _) in _PARTICIPANT_COUNTERS.items():
-        family = CounterMetricFamily(
-            f"aggregator_participant_{name}", help_text, labels=["participant"]
+        yield _table(
+            CounterMetricFamily,
+            f"aggregator_participant_{name}",
+            help_text,
+            ["participant"],
+            {(p,): value for (counter, p), value in counts.participants.items() if counter == name},
         )
-        for (counter, participant), value in sorted(counts.participants.items()):
-            if counter == name:
-                family.add_metric([participant], value)
-        yield family
-    parts = CounterMetricFamily(
+    yield _table(
+        CounterMetricFamily,
         "aggregator_participant_parts",
         "Parts in answers, by outcome.",
-        labels=["participant", "outcome"],
+        ["participant", "outcome"],
+        counts.parts,
     )
-    for (participant, outcome), value in sorted(counts.parts.items()):
-        parts.add_metric([participant, outcome], value)
-    yield parts
-    circuit = GaugeMetricFamily(
+    yield _table(
+        GaugeMetricFamily,
         "aggregator_participant_circuit_state",
         "Workers whose circuit breaker for the participant is in this state (1 per worker).",
-        labels=["participant", "state"],
+        ["participant", "state"],
+        counts.circuits,
     )
-    for (participant, state), workers in sorted(counts.circuits.items()):
-        circuit.add_metric([participant, state], workers)
-    yield circuit
-    anomalies = CounterMetricFamily(
+    yield _table(
+        CounterMetricFamily,
         "aggregator_anomalies",
         "Anomalies raised, by code and whether confirmed (each time parts are judged).",
-        labels=["code", "confirmed"],
+        ["code", "confirmed"],
+        counts.anomalies,
     )
-    for (code, confirmed), value in sorted(counts.anomalies.items()):
-        anomalies.add_metric([code, confirmed], value)
-    yield anomalies
-    withdrawn = CounterMetricFamily(
+    yield _table(
+        CounterMetricFamily,
         "aggregator_anomalies_withdrawn",
         "Anomalies that disappeared once a participant was asked again.",
-        labels=["code"],
+        ["code"],
+        counts.withdrawn,
     )
-    for (code,), value in sorted(counts.withdrawn.items()):
-        withdrawn.add_metric([code], value)
-    yield withdrawn
 
 
 class _Service(Collector):
