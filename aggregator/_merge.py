@@ -221,7 +221,7 @@ def _confirm(
         ):
             marked.append(anomaly)
         else:
-            marked.append(_UNCONFIRMED.get(anomaly) or _unconfirmed(anomaly))
+            marked.append(anomaly.model_copy(update={"confirmed": False}))
     if all(anomaly.confirmed for anomaly in marked):
         return tuple(marked), frozenset()
     # The latest moment known: a part may carry a fetch time a rounding past ``now``.
@@ -230,17 +230,6 @@ def _confirm(
         name for name, at in involved.items() if latest - at > window and name not in unconfirmable
     )
     return tuple(marked), recheck
-
-
-_UNCONFIRMED: dict[Anomaly, Anomaly] = {}
-
-
-def _unconfirmed(anomaly: Anomaly) -> Anomaly:
-    """The same anomaly, unconfirmed (made once per anomaly)."""
-    marked = anomaly.model_copy(update={"confirmed": False})
-    if len(_UNCONFIRMED) < 256:
-        _UNCONFIRMED[anomaly] = marked
-    return marked
 
 
 def _since(parts: Mapping[str, Part], derived_from: tuple[str, ...]) -> datetime | None:
