@@ -192,10 +192,10 @@ def _part_json(name: str, part: Part, view_json: bytes | None, updated_json: byt
     fetched = part.fetched_at if part.source is not None else None
     shown = (
         _NO_VIEW
-        if view is None or view_json is None
+        if view is None or view_json is None or updated_json is None
         else b'"updated_at":%b,"state":%b,"version":%d,"view":%b'
         % (
-            updated_json or to_json(view.updated_at),
+            updated_json,
             to_json(view.state),
             view.version,
             view_json,
