@@ -45,12 +45,15 @@ class Rendering:
     # "no-store", "private", or None when nothing was said against it.
     privacy: str | None
     stale: bool  # some part shown is past its time to live
+    # Some anomaly could not be confirmed: the next request tries again.
+    tentative: bool
     oldest_fetch: float | None
-    # When the first shown part leaves the cache or an anomaly falls due (-inf: a
-    # part is stale).
+    # When the first shown part leaves the cache or a duration anomaly falls due
+    # (-inf: a part is stale, or an anomaly is tentative).
     expires: float
     # Until when these parts may be served without asking again: the first cached
-    # part's expiry, or a stand-in's end; -inf when any part was just fetched.
+    # part's expiry, a stand-in's end or a duration anomaly's due time; -inf when
+    # any part was just fetched, or an anomaly is tentative.
     reusable_until: float
     # The last JSON rendered and its time: answers within one millisecond share it.
     last_json: list[tuple[float, bytes]] = field(default_factory=list, compare=False)
@@ -151,6 +154,7 @@ class Rendering:
         )
         fingerprint = hashlib.blake2b(prefix + to_json(facts), digest_size=12).hexdigest()
         shown = [at for at in fetched if at is not None]
+        tentative = not all(anomaly.confirmed for anomaly in verdict.anomalies)
         return cls(
             workflow_id=workflow_id,
             parts=dict(parts),
@@ -160,11 +164,14 @@ class Rendering:
             fingerprint=fingerprint,
             privacy=strictest_privacy(privacy),
             stale=stale,
+            tentative=tentative,
             oldest_fetch=min(shown) if shown else None,
             # An anomaly falling due changes what these parts say: until then only.
-            expires=_NEVER if stale else min(expires, verdict.due),
+            expires=_NEVER if stale or tentative else min(expires, verdict.due),
             reusable_until=(
-                min([expires, verdict.due, *stand_ins.values()]) if reusable else _NEVER
+                min([expires, verdict.due, *stand_ins.values()])
+                if reusable and not tentative
+                else _NEVER
             ),
         )
 

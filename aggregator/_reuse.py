@@ -7,7 +7,8 @@
    served without asking the participants until its first cached part expires,
    a stand-in's time ends or a duration anomaly falls due on its parts
    (``Rendering.reusable_until``), and only while no circuit has opened or
-   closed since (stand-ins may differ then).
+   closed since (stand-ins may differ then). One with an anomaly that could not
+   be confirmed is never served again: the next request tries again.
 3. Made with a part just fetched, it can only serve the callers who shared
    those calls (later ones get the parts from the cache: other objects), and
    they all resume in the event loop's turn in which the last of the calls
@@ -76,15 +77,15 @@ class Renderings:
         """A rendering already made of these very parts (rule 1), if any may be served
         at ``now``. ``fetched``: some part was just fetched; ``stand_ins``: some stands in."""
         if fetched:
-            rendering = self._fresh.get(key)
+            rendering = self._fresh.get(key)  # made in this turn of the loop
         elif stand_ins:
             return None  # made again: how long it may be kept depends on the breakers now
         else:
             kept = self._kept.get(key)
             rendering = None if kept is None else kept.rendering
-        if rendering is None or now >= rendering.verdict.due or not rendering.serves(parts):
-            return None  # (an anomaly falling due changes what the same parts say)
-        return rendering
+            if rendering is not None and now >= rendering.reusable_until:
+                return None  # an anomaly fell due, or one is tentative
+        return rendering if rendering is not None and rendering.serves(parts) else None
 
     def keep(self, key: Key, rendering: Rendering, *, fetched: bool, stand_ins: bool) -> None:
         """Hold a new rendering as its parts allow (rules 2 and 3)."""

@@ -70,7 +70,7 @@ def _headers(answer: Answer) -> dict[str, str]:
     rendering = answer.rendering
     age_ms = answer.oldest_age_ms()
     complete = rendering.verdict.complete
-    if not complete or rendering.stale or rendering.privacy == "no-store":
+    if not complete or rendering.stale or rendering.tentative or rendering.privacy == "no-store":
         cache_control = "no-store"
     else:
         # Whole seconds, rounded down twice: a cache adding Age to its own time never
@@ -99,10 +99,11 @@ def answer_response(
     """The response to one status request, given the request's ``If-None-Match``.
 
     ``Age`` is the oldest part's age and ``max-age`` is that age plus the time
-    until the first part leaves the cache, so a cache that honours both keeps the
-    answer as long as its parts stay fresh (to HTTP's resolution of whole
-    seconds). An incomplete or stale answer is ``no-store``, and so is one showing
-    a part its participant said not to store; one showing a ``private`` part is
+    until the first part leaves the cache or a duration anomaly falls due, so a
+    cache that honours both keeps the answer as long as it says what its parts
+    say (to HTTP's resolution of whole seconds). An incomplete or stale answer is
+    ``no-store``, and so is one with an unconfirmed anomaly, or showing a part
+    its participant said not to store; one showing a ``private`` part is
     ``private``.
     """
     rendering = answer.rendering

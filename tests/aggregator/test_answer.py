@@ -103,9 +103,10 @@ def test_freshness_and_age() -> None:
     moving = ShippingView.model_validate_json(body("shipping", "o-1", "in_transit"))
     final = ShippingView.model_validate_json(body("shipping", "o-1", "delivered"))
     reserved = InventoryView.model_validate_json(body("inventory", "o-1", "reserved"))
+    paid = PaymentView.model_validate_json(body("payment", "o-1", "captured"))
     answer = answer_of(
-        {
-            "payment": Part(Outcome.NOT_FOUND, Source.CACHE, None, NOW - 0.5),
+        {  # parts that agree: an unconfirmed anomaly would leave no freshness
+            "payment": Part(Outcome.OK, Source.CACHE, paid, NOW - 0.5),
             "inventory": Part(Outcome.OK, Source.CACHE, reserved, NOW - 1.5),
             "shipping": Part(Outcome.OK, Source.LIVE, moving, NOW),
         },

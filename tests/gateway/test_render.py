@@ -9,8 +9,8 @@ from aggregator._answer import Answer, Rendering
 from aggregator._merge import judge
 from aggregator._part import Part
 from aggregator.gateway._render import ResponseMemo
-from contracts import Outcome, Source
-from tests.helpers import settings
+from contracts import Outcome, ShippingView, Source
+from tests.helpers import body, settings
 
 DEFINITION = settings().definition()
 
@@ -58,3 +58,28 @@ def test_a_clock_that_stands_still_keeps_the_memo_bounded() -> None:
         memo.get(Answer(DEFINITION, rendering(workflow_id), 1_000.5))
     gc.collect()
     assert held() is None
+
+
+def test_an_answer_with_an_unconfirmed_anomaly_is_kept_by_no_cache() -> None:
+    """The aggregator asks again on the next request; no cache downstream may keep
+    the answer in the meantime. Confirmed, the same answer may be kept."""
+    shipping = ShippingView.model_validate_json(body("shipping", "o-1", "in_transit"))
+    parts = {
+        "payment": Part(Outcome.NOT_FOUND, Source.CACHE, fetched_at=1_001.0),
+        "inventory": Part(Outcome.NOT_FOUND, Source.CACHE, fetched_at=1_000.0),
+        "shipping": Part(Outcome.OK, Source.CACHE, shipping, 1_001.0),
+    }
+
+    def cache_control(*unconfirmable: str) -> str:
+        verdict = judge(DEFINITION, parts, 1_001.0, unconfirmable=unconfirmable)
+        assert [a.code for a in verdict.anomalies] == [
+            "shipment_before_payment",
+            "shipment_without_stock",
+        ]
+        rendering = Rendering.of(DEFINITION, "o-1", parts, verdict, ttl=2, terminal_ttl=30)
+        headers, _ = ResponseMemo().get(Answer(DEFINITION, rendering, 1_001.0))
+        return headers["Cache-Control"]
+
+    assert cache_control("inventory") == "no-store"
+    parts["inventory"] = Part(Outcome.NOT_FOUND, Source.CACHE, fetched_at=1_001.0)
+    assert cache_control() == "max-age=2"
