@@ -205,8 +205,8 @@ class StatusAggregator:
         if rendering is None:
             verdict = judge(self.definition, parts, now)
             if verdict.recheck:
-                parts, verdict = await self._confirm(ask, parts, verdict)
-                fetched, now = True, self._now()
+                parts, verdict, replaced = await self._confirm(ask, parts, verdict)
+                fetched, now = fetched or replaced, self._now()
             rendering = Rendering.of(
                 self.definition,
                 key[1],
@@ -220,6 +220,9 @@ class StatusAggregator:
             self._renderings.keep(key, rendering, fetched=fetched, stand_ins=bool(stand_ins))
             if verdict.anomalies:
                 self.anomalies.raised(verdict.anomalies)
+        for pipeline in self._pipelines:
+            part = parts[pipeline.name]
+            pipeline.count_served(part.source, part.outcome)
         return Answer(self.definition, rendering, now)
 
     async def _gather(self, ask: Ask) -> tuple[dict[str, Part], dict[str, float], bool]:
@@ -231,35 +234,28 @@ class StatusAggregator:
         parts: dict[str, Part] = {}
         stand_ins: dict[str, float] = {}
         fetched = False
-        awaited = 0
-        try:
-            for pipeline, got in pending:
-                if isinstance(got, Part):  # fresh from the cache, or in place of a call
-                    part = got
-                    if part.source is not Source.CACHE:
-                        stand_ins[pipeline.name] = pipeline.stands_in_until(part)
-                else:
-                    part = await got
-                    fetched = fetched or part.source is Source.LIVE
-                parts[pipeline.name] = part
-                pipeline.count_served(part.source, part.outcome)
-                awaited += 1
-        except asyncio.CancelledError:  # the caller went away: so do the calls it alone made
-            _abandon(ask, pending[awaited:])
-            raise
+        for (pipeline, asked), part in zip(pending, await _collect(ask, pending), strict=True):
+            if isinstance(asked, Part):  # fresh from the cache, or in place of a call
+                if part.source is not Source.CACHE:
+                    stand_ins[pipeline.name] = pipeline.stands_in_until(part)
+            else:
+                fetched = fetched or part.source is Source.LIVE
+            parts[pipeline.name] = part
         return parts, stand_ins, fetched
 
     async def _confirm(
         self, ask: Ask, parts: dict[str, Part], verdict: Verdict
-    ) -> tuple[dict[str, Part], Verdict]:
+    ) -> tuple[dict[str, Part], Verdict, bool]:
         """Ask again the participants whose parts are too old for an anomaly to rest
         on (past their fresh part; joining a call in flight), and judge again. A part
         that comes back live replaces the old one (in the cache too); a participant
         that cannot be asked leaves its anomalies unconfirmed. The new parts may
-        raise anomalies of their own: a round for each participant at most."""
+        raise anomalies of their own: a round for each participant at most. Says
+        whether any part was replaced."""
         first = verdict
         parts = dict(parts)
         failed: list[str] = []
+        replaced = False
         for _ in self._pipelines:
             if not verdict.recheck:
                 break
@@ -268,21 +264,15 @@ class StatusAggregator:
                 for pipeline in self._pipelines
                 if pipeline.name in verdict.recheck
             ]
-            awaited = 0
-            try:
-                for pipeline, got in pending:
-                    part = got if isinstance(got, Part) else await got
-                    awaited += 1
-                    if part.source is Source.LIVE:
-                        parts[pipeline.name] = part
-                    else:
-                        failed.append(pipeline.name)
-            except asyncio.CancelledError:
-                _abandon(ask, pending[awaited:])
-                raise
+            for (pipeline, _asked), part in zip(pending, await _collect(ask, pending), strict=True):
+                if part.source is Source.LIVE:
+                    parts[pipeline.name] = part
+                    replaced = True
+                else:
+                    failed.append(pipeline.name)
             verdict = judge(self.definition, parts, self._now(), unconfirmable=failed)
         self.anomalies.withdrawn(first.anomalies, verdict.anomalies)
-        return parts, verdict
+        return parts, verdict, replaced
 
     def _circuits(self) -> tuple[int, ...]:
         return tuple(pipeline.breaker.changes for pipeline in self._pipelines)
@@ -302,10 +292,19 @@ class StatusAggregator:
         return {pipeline.name: pipeline.breaker.state for pipeline in self._pipelines}
 
 
-def _abandon(
-    ask: Ask, pending: list[tuple[ParticipantPipeline, Part | asyncio.Future[Part]]]
-) -> None:
-    """The caller went away: so do the calls it alone was waiting for."""
-    for pipeline, got in pending:
-        if not isinstance(got, Part):
-            pipeline.abandon(ask.key, got)
+Asked = tuple[ParticipantPipeline, Part | asyncio.Future[Part]]
+
+
+async def _collect(ask: Ask, pending: list[Asked]) -> list[Part]:
+    """The parts asked for, in order, each given at once or awaited. When the caller
+    goes away, so do the calls it alone was waiting for."""
+    parts: list[Part] = []
+    try:
+        for _, got in pending:
+            parts.append(got if isinstance(got, Part) else await got)
+    except asyncio.CancelledError:
+        for pipeline, got in pending[len(parts) :]:
+            if not isinstance(got, Part):
+                pipeline.abandon(ask.key, got)
+        raise
+    return parts

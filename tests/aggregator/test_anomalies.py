@@ -246,6 +246,7 @@ async def test_a_contradiction_from_a_cached_part_is_withdrawn_after_asking_agai
         assert status.participants["inventory"].state == "reserved"
         assert status.participants["inventory"].source is Source.LIVE
         assert network.calls("inventory") == 2
+        assert agg.stats()["inventory"].cache_hits == 0  # the part shown came live
         assert agg.anomalies.withdrawn_by == {"shipment_without_stock": 1}
         assert agg.anomalies.raised_by == {}
         # the part asked again replaced the cached one
@@ -296,6 +297,13 @@ async def test_when_asking_again_fails_the_anomaly_is_reported_unconfirmed() -> 
         assert status.participants["inventory"].state == "pending"
         assert status.participants["inventory"].source is Source.CACHE
         assert agg.anomalies.raised_by == {("shipment_without_stock", False): 1}
+        # tentative: never served again (the next request tries again), nor kept
+        # downstream (no freshness for max-age)
+        assert agg.cached_answer("o-1") is None
+        asked = network.calls("inventory")
+        answer = await agg.answer("o-1")
+        assert answer.rendering.tentative and answer.freshness() == 0.0
+        assert network.calls("inventory") > asked
 
 
 async def test_a_reused_answer_shows_a_duration_anomaly_once_it_falls_due() -> None:
