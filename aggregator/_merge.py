@@ -137,7 +137,7 @@ def judge(
     current = {
         name: state if parts[name].source in _CURRENT else None for name, state in known.items()
     }
-    anomalies, lasting = definition.anomaly_rules(current)
+    anomalies, lasting = definition.matching_anomalies(current)
     due = float("inf")
     if lasting:
         anomalies, due = _add_due(definition, lasting, parts, now, anomalies)
@@ -184,14 +184,7 @@ def _add_due(
             continue
         at = start + rule.after_ms / 1000
         if now >= at:
-            raised.append(
-                Anomaly.model_construct(
-                    code=rule.code,
-                    message=rule.message,
-                    participants=tuple(rule.condition),
-                    confirmed=True,
-                )
-            )
+            raised.append(rule.anomaly)
         else:
             due = min(due, at)
     return tuple(raised), due

@@ -31,6 +31,8 @@ from ._errors import ConfigError
 
 ABSENT = "absent"
 MINUTE_MS = 60_000
+DEFAULT_WINDOW_MS = 100  # parts an anomaly rests on are fetched within it
+DEFAULT_CLOCK_TOLERANCE_MS = 5_000  # how far ahead a participant's clock may run
 
 Condition = Mapping[str, frozenset[str]]
 _MEMO_LIMIT = 4096  # combinations of states remembered per definition
@@ -77,6 +79,11 @@ class AnomalyRule:
     message: str
     condition: Condition
     after_ms: int | None = None
+    anomaly: Anomaly = field(init=False, repr=False, compare=False)  # what it raises
+
+    def __post_init__(self) -> None:
+        raised = Anomaly(code=self.code, message=self.message, participants=tuple(self.condition))
+        object.__setattr__(self, "anomaly", raised)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +109,13 @@ class WorkflowDefinition:
     fallback: str = "unknown"
     # Parts an anomaly rests on must have been fetched within this many seconds of
     # each other for it to be confirmed (see ``judge``).
-    window: float = 0.1
+    window: float = DEFAULT_WINDOW_MS / 1000
     # How far a participant's clock may run ahead of ours: an ``updated_at`` further
     # in the future than this never starts a duration.
-    clock_tolerance: float = 5.0
+    clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE_MS / 1000
     by_name: Mapping[str, ParticipantDef] = field(init=False, repr=False, compare=False)
-    # derive() and detect() are pure and see few distinct combinations of states.
+    # derive() and matching_anomalies() are pure and see few distinct combinations
+    # of states.
     _derived: dict[tuple[tuple[str, str | None], ...], tuple[str, tuple[str, ...]]] = field(
         init=False, repr=False, compare=False
     )
@@ -189,13 +197,15 @@ class WorkflowDefinition:
 
     def detect(self, known: Known) -> tuple[Anomaly, ...]:
         """Every anomaly rule without a duration that matches."""
-        return self.anomaly_rules(known)[0]
+        return self.matching_anomalies(known)[0]
 
     def lasting(self, known: Known) -> tuple[AnomalyRule, ...]:
         """Every anomaly rule with a duration whose condition matches (due or not)."""
-        return self.anomaly_rules(known)[1]
+        return self.matching_anomalies(known)[1]
 
-    def anomaly_rules(self, known: Known) -> tuple[tuple[Anomaly, ...], tuple[AnomalyRule, ...]]:
+    def matching_anomalies(
+        self, known: Known
+    ) -> tuple[tuple[Anomaly, ...], tuple[AnomalyRule, ...]]:
         """``detect`` and ``lasting`` at once: the anomalies without a duration that
         match, and the rules with one whose condition matches."""
         key = tuple(known.items())
@@ -203,13 +213,7 @@ class WorkflowDefinition:
         if found is None:
             matching = [rule for rule in self.anomalies if _matches(rule.condition, known)]
             found = (
-                tuple(
-                    Anomaly(
-                        code=rule.code, message=rule.message, participants=tuple(rule.condition)
-                    )
-                    for rule in matching
-                    if rule.after_ms is None
-                ),
+                tuple(rule.anomaly for rule in matching if rule.after_ms is None),
                 tuple(rule for rule in matching if rule.after_ms is not None),
             )
             if len(self._detected) < _MEMO_LIMIT:

@@ -18,6 +18,8 @@ from ._errors import ConfigError
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
 from ._rules import (
     BUILTIN_DEFINITIONS,
+    DEFAULT_CLOCK_TOLERANCE_MS,
+    DEFAULT_WINDOW_MS,
     AnomalyRule,
     ParticipantDef,
     StatusRule,
@@ -109,10 +111,12 @@ class AnomalySettings(_Settings):
     """When anomalies are raised, and on what."""
 
     window_ms: Millis = Field(
-        100, description="Parts an anomaly rests on are fetched within this of each other."
+        DEFAULT_WINDOW_MS,
+        description="Parts an anomaly rests on are fetched within this of each other.",
     )
     clock_tolerance_ms: Millis = Field(
-        5_000, description="How far ahead of ours a participant's clock may run."
+        DEFAULT_CLOCK_TOLERANCE_MS,
+        description="How far ahead of ours a participant's clock may run.",
     )
     after_ms: dict[str, Duration] = Field(
         {}, description="Durations of the workflow's duration anomalies, by code."
