@@ -66,8 +66,8 @@ class StatusAggregator:
         self._ttl = cache.ttl_ms / 1000
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
         self._renderings = Renderings(max_entries=cache.max_entries, circuits=self._circuits)
-        # Anomalies raised each time parts are judged (not when an answer is served
-        # again), and withdrawn after asking again: read them, never change them.
+        # Anomalies in each answer made afresh (not in one served again), and those
+        # withdrawn after asking again: read them, never change them.
         self.anomalies = AnomalyCounts()
 
     async def __aenter__(self) -> StatusAggregator:

@@ -35,17 +35,11 @@ from aggregator import BreakerState, Part, StatusAggregator, __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-# The tables a worker hands to another, by name.
-_TABLES = (
-    "requests",
-    "latency",
-    "calls",
-    "participants",
-    "parts",
-    "circuits",
-    "anomalies",
-    "withdrawn",
-)
+# The tables a worker hands to another, by name: counters (and gauges) summed
+# label by label, histograms bucket by bucket.
+_COUNTER_TABLES = ("requests", "participants", "parts", "circuits", "anomalies", "withdrawn")
+_HISTOGRAM_TABLES = ("latency", "calls")
+_TABLES = (*_COUNTER_TABLES, *_HISTOGRAM_TABLES)
 _PARTICIPANT_COUNTERS = {
     "cache_hits": ("Parts served from the fresh cache.", "cache_hits"),
     "cache_misses": ("Upstream calls started (cache misses).", "fetches"),
@@ -77,18 +71,13 @@ class Counts:
     withdrawn: dict[Labels, int] = field(default_factory=dict)  # (code,)
 
     def add(self, other: Counts) -> None:
-        for mine, theirs in (
-            (self.requests, other.requests),
-            (self.participants, other.participants),
-            (self.parts, other.parts),
-            (self.circuits, other.circuits),
-            (self.anomalies, other.anomalies),
-            (self.withdrawn, other.withdrawn),
-        ):
-            for key, value in theirs.items():
+        for name in _COUNTER_TABLES:
+            mine: dict[Labels, int] = getattr(self, name)
+            for key, value in getattr(other, name).items():
                 mine[key] = mine.get(key, 0) + value
-        for mine_h, theirs_h in ((self.latency, other.latency), (self.calls, other.calls)):
-            for key, buckets in theirs_h.items():
+        for name in _HISTOGRAM_TABLES:
+            mine_h: dict[Labels, list[float]] = getattr(self, name)
+            for key, buckets in getattr(other, name).items():
                 held = mine_h.setdefault(key, _new_buckets())
                 for index, observed in enumerate(buckets):
                     held[index] += observed
@@ -113,7 +102,7 @@ class Counts:
 
         def table(name: str) -> dict[Labels, Any]:
             rows = {tuple(str(label) for label in row[:-1]): row[-1] for row in data[name]}
-            histogram = name in ("latency", "calls")
+            histogram = name in _HISTOGRAM_TABLES
             for value in rows.values():
                 if histogram and not (
                     isinstance(value, list)
@@ -125,17 +114,7 @@ class Counts:
                     raise ValueError(f"{name}: not a number")
             return rows
 
-        return cls(
-            requests=table("requests"),
-            latency=table("latency"),
-            calls=table("calls"),
-            participants=table("participants"),
-            parts=table("parts"),
-            circuits=table("circuits"),
-            anomalies=table("anomalies"),
-            withdrawn=table("withdrawn"),
-            in_flight=int(data["in_flight"]),
-        )
+        return cls(**{name: table(name) for name in _TABLES}, in_flight=int(data["in_flight"]))
 
 
 def _observe(histogram: dict[Labels, list[float]], key: Labels, seconds: float) -> None:
@@ -219,7 +198,8 @@ def families(counts: Counts) -> Iterator[Metric]:
     yield _table(
         CounterMetricFamily,
         "aggregator_anomalies",
-        "Anomalies raised, by code and whether confirmed (each time parts are judged).",
+        "Anomalies in answers made afresh (not in answers served again), by code and"
+        " whether confirmed.",
         ["code", "confirmed"],
         counts.anomalies,
     )
