@@ -101,7 +101,7 @@ class Rendering:
                 b'{"participant":%b,"state":%b,"at":%b}'
                 % (_text(name), _text(state), updated[name])
             )
-            if at is verdict.since:  # the very date of one of the parts
+            if at == verdict.since:  # since is the date of one of the parts
                 since = updated[name]
         prefix = head[:-1] + b',"since":%b,"timeline":[%b]}' % (since, b",".join(steps))
         stand_ins = stand_ins or {}
