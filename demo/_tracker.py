@@ -69,7 +69,6 @@ class Tracker:
     """
 
     order: list[str] = field(default_factory=list)
-    position: dict[str, int] = field(default_factory=dict)  # workflow id -> index in order
     latest: dict[str, BatchEntry] = field(default_factory=dict)
     expected: dict[str, str] = field(default_factory=dict)  # workflow id -> staged code
     due: dict[str, float] = field(default_factory=dict)  # when the staged code must show
@@ -77,7 +76,6 @@ class Tracker:
     unconfirmed: set[tuple[str, str]] = field(default_factory=set)
 
     def placed(self, workflow_id: str, expected: str | None = None) -> None:
-        self.position[workflow_id] = len(self.order)
         self.order.append(workflow_id)
         if expected is not None:
             self.expected[workflow_id] = expected
@@ -86,6 +84,10 @@ class Tracker:
         """The staged fault has happened: its anomaly must be raised by ``due``."""
         self.due.setdefault(workflow_id, due)
 
+    def struck(self, workflow_id: str) -> bool:
+        """Whether this order's staged fault has happened."""
+        return workflow_id in self.due
+
     def pending(self, recent: int, limit: int = 100) -> list[str]:
         """Ids worth asking about, in the order they were placed: the recent ones, any
         whose staged anomaly has not been seen yet, any not yet final, then any with a
@@ -93,7 +95,7 @@ class Tracker:
         watched = [
             wid
             for wid in self.order
-            if wid in self.due or ((w := self.workflow(wid)) is not None and w.anomalies)
+            if self.struck(wid) or ((w := self.workflow(wid)) is not None and w.anomalies)
         ]
         groups = (
             self.order[-recent:],
@@ -107,7 +109,7 @@ class Tracker:
                 if len(chosen) == limit:
                     break
                 chosen.setdefault(wid)
-        return sorted(chosen, key=self.position.__getitem__)
+        return [wid for wid in self.order if wid in chosen]
 
     def awaits_anomaly(self, workflow_id: str) -> bool:
         code = self.expected.get(workflow_id)
@@ -131,11 +133,13 @@ class Tracker:
         raised = () if workflow is None else workflow.anomalies
         return self.status_of(workflow_id), tuple((a.code, a.confirmed) for a in raised)
 
-    def verdict(self, workflow_id: str, code: str) -> str:
-        """What an anomaly raised for this order is: staged, false or unconfirmed."""
-        if self.expected.get(workflow_id) == code:
-            return "staged"
-        return "false" if (workflow_id, code) in self.found else "unconfirmed"
+    def verdict(self, workflow_id: str, code: str, confirmed: bool) -> str:
+        """What an anomaly raised for this order is: ``unconfirmed`` (the gateway could
+        not check it), else ``staged`` (the order's fault raises that code; whether in
+        time is ``tally``'s to say) or ``false``."""
+        if not confirmed:
+            return "unconfirmed"
+        return "staged" if self.expected.get(workflow_id) == code else "false"
 
     def tally(self, now: float) -> dict[str, Tally]:
         """Each code's verdicts as of ``now``."""

@@ -70,7 +70,7 @@ def verdicts(tracker: Tracker, workflow_id: str) -> list[tuple[str, str]]:
     """Each anomaly of the latest answer, with what the demo knows of it."""
     workflow = tracker.workflow(workflow_id)
     return [
-        (a.code, tracker.verdict(workflow_id, a.code) if a.confirmed else "unconfirmed")
+        (a.code, tracker.verdict(workflow_id, a.code, a.confirmed))
         for a in (workflow.anomalies if workflow is not None else ())
     ]
 
@@ -85,7 +85,7 @@ def anomalies_text(tracker: Tracker, workflow_id: str) -> Text:
         text.append(", " if text else "")
         text.append(f"{code} ({verdict})", style=VERDICT_STYLE[verdict])
     expected = tracker.expected.get(workflow_id)
-    if expected is not None and expected not in raised and workflow_id in tracker.due:
+    if expected is not None and expected not in raised and tracker.struck(workflow_id):
         text.append(", " if text else "")
         text.append(f"(staged: {expected})", style="dim")
     return text
@@ -105,7 +105,7 @@ def pinned(tracker: Tracker, recent: list[str], most: int) -> list[str]:
     fault (whose anomaly an outage may hide for a while)."""
     raised = set(with_anomalies(tracker))
     older = [
-        wid for wid in tracker.order[: -len(recent) or None] if wid in raised or wid in tracker.due
+        wid for wid in tracker.order[: -len(recent) or None] if wid in raised or tracker.struck(wid)
     ]
     return older[-most:] if most else []
 

@@ -82,9 +82,9 @@ def test_a_confirmed_anomaly_nothing_staged_is_false_an_unconfirmed_one_is_set_a
     assert tallies["shipment_before_payment"] == Tally(unconfirmed=1)
     assert tallies["refund_overdue"] == Tally(false=1)
     assert total(tallies) == Tally(false=2, pending=2, unconfirmed=1)
-    assert tracker.verdict("order-0003", "shipment_without_stock") == "false"
-    assert tracker.verdict("order-0003", "shipment_before_payment") == "unconfirmed"
-    assert tracker.verdict("order-0001", "stuck_after_payment") == "staged"
+    assert tracker.verdict("order-0003", "shipment_without_stock", True) == "false"
+    assert tracker.verdict("order-0003", "shipment_before_payment", False) == "unconfirmed"
+    assert tracker.verdict("order-0001", "stuck_after_payment", True) == "staged"
 
 
 def test_an_unconfirmed_anomaly_later_confirmed_counts_once_as_false() -> None:
