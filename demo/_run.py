@@ -69,6 +69,16 @@ class Options:
         longest step, twice, and two seconds more, so a normal order never is."""
         return 2 * self.max_delay + 2.0
 
+    def chance(self) -> Chance:
+        """The participants' seeded choices; ValueError when they cannot be made."""
+        return Chance(
+            seed=self.seed,
+            min_delay=self.min_delay,
+            max_delay=self.max_delay,
+            lost_event_rate=self.lost_event_rate,
+            rogue_event_rate=self.rogue_event_rate,
+        )
+
 
 # The gateway's settings the demo's deadlines depend on.
 TTL_MS = 2_000
@@ -141,13 +151,7 @@ class Demo:
                 "shipping": o.shipping_port,
             },
             db_dir=o.db_dir,
-            chance=Chance(
-                seed=o.seed,
-                min_delay=o.min_delay,
-                max_delay=o.max_delay,
-                lost_event_rate=o.lost_event_rate,
-                rogue_event_rate=o.rogue_event_rate,
-            ),
+            chance=o.chance(),
             admin=True,
         )
         async with Choreography(config) as run:
@@ -390,19 +394,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, name) <= 0:
             print(f"{PROG}: --{name.replace('_', '-')} must be positive", file=sys.stderr)
             return 2
-    if (
-        args.duration is not None and args.duration <= 0
-    ) or not 0 <= args.min_delay <= args.max_delay:
-        print(
-            f"{PROG}: --duration must be positive and --min-delay <= --max-delay", file=sys.stderr
-        )
-        return 2
-    if not (args.lost_event_rate >= 0 and args.rogue_event_rate >= 0) or (
-        args.lost_event_rate + args.rogue_event_rate > 1
-    ):
-        print(f"{PROG}: the event rates must be shares that add up to 1 at most", file=sys.stderr)
+    if args.duration is not None and args.duration <= 0:
+        print(f"{PROG}: --duration must be positive", file=sys.stderr)
         return 2
     options = Options(**{k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__})
+    try:
+        options.chance()
+    except ValueError as exc:  # the delays or the event rates
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     live = sys.stdout.isatty() and not args.plain
     demo = Demo(options, sys.stdout, live)
     try:

@@ -34,6 +34,7 @@ LOST_EVENT_ANOMALY = MappingProxyType(
     }
 )
 ROGUE_EVENT_ANOMALY = "refund_after_shipment"
+_FAULT_RATES = {"lost_event_rate": "lost-event rate", "rogue_event_rate": "rogue-event rate"}
 # Where an order stops when the event is lost: the workflow status it keeps.
 _STOPS_AT = MappingProxyType(
     {
@@ -63,6 +64,19 @@ class Chance:
     rogue_event_rate: float = 0.0
     min_delay: float = 0.5
     max_delay: float = 2.5
+
+    def __post_init__(self) -> None:
+        """Refuse choices that could not be honoured (ValueError, in words a command
+        line can show as they are)."""
+        if not 0 <= self.min_delay <= self.max_delay:
+            raise ValueError("the minimum delay must be between 0 and the maximum delay")
+        for name in ("payment_failure_rate", "out_of_stock_rate", *_FAULT_RATES):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"the {_FAULT_RATES.get(name, name)} must be between 0 and 1")
+        if self.lost_event_rate + self.rogue_event_rate > 1:
+            raise ValueError(
+                "the lost-event rate and the rogue-event rate must add up to 1 at most"
+            )
 
     def _draw(self, workflow_id: str, step: str) -> random.Random:
         return random.Random(f"{self.seed}:{workflow_id}:{step}")

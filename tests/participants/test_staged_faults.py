@@ -127,3 +127,19 @@ def test_the_participants_command_stages_faults_when_asked() -> None:
     assert config_from(parser.parse_args([])).chance.lost_event_rate == 0.0
     with pytest.raises(ValueError, match="add up to 1"):
         config_from(parser.parse_args(["--lost-event-rate", "0.6", "--rogue-event-rate", "0.6"]))
+
+
+@pytest.mark.parametrize(
+    ("choices", "message"),
+    [
+        ({"lost_event_rate": 0.8, "rogue_event_rate": 0.5}, "add up to 1 at most"),
+        ({"rogue_event_rate": -0.1}, "the rogue-event rate must be between 0 and 1"),
+        ({"out_of_stock_rate": 2.0}, "out_of_stock_rate must be between 0 and 1"),
+        ({"min_delay": 3.0, "max_delay": 1.0}, "minimum delay must be between 0"),
+    ],
+)
+def test_choices_that_cannot_be_honoured_are_refused(
+    choices: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Chance(**choices)  # type: ignore[arg-type]
