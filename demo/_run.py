@@ -354,32 +354,23 @@ def _parser() -> argparse.ArgumentParser:
             metavar="PORT",
             help=f"the {name}'s port (default: %(default)s; 0: any free one)",
         )
-    durations = {
-        "order_every": "a new order this often",
-        "outage_every": "normal running before each outage",
-        "outage_for": "how long a participant stays dark",
-        "min_delay": "shortest time a participant takes for a step",
-        "max_delay": "longest time a participant takes for a step",
+    seconds, share = ("SECONDS", "%(default)g"), ("SHARE", "%(default).2f; 0: none")
+    numbers = {
+        "order_every": ("a new order this often", seconds),
+        "outage_every": ("normal running before each outage", seconds),
+        "outage_for": ("how long a participant stays dark", seconds),
+        "min_delay": ("shortest time a participant takes for a step", seconds),
+        "max_delay": ("longest time a participant takes for a step", seconds),
+        "lost_event_rate": ("share of paid orders that lose an event and stop", share),
+        "rogue_event_rate": ("share of delivered orders that get a rogue OutOfStock", share),
     }
-    rates = {
-        "lost_event_rate": "share of paid orders that lose an event and stop",
-        "rogue_event_rate": "share of delivered orders that get a rogue OutOfStock",
-    }
-    for field_name, meaning in durations.items():
+    for field_name, (meaning, (metavar, default)) in numbers.items():
         parser.add_argument(
             f"--{field_name.replace('_', '-')}",
             type=float,
             default=getattr(defaults, field_name),
-            metavar="SECONDS",
-            help=f"{meaning} (default: %(default)g)",
-        )
-    for field_name, meaning in rates.items():
-        parser.add_argument(
-            f"--{field_name.replace('_', '-')}",
-            type=float,
-            default=getattr(defaults, field_name),
-            metavar="SHARE",
-            help=f"{meaning} (default: %(default).2f; 0: none)",
+            metavar=metavar,
+            help=f"{meaning} (default: {default})",
         )
     parser.add_argument("--db-dir", type=Path, help="keep the participants' SQLite files here")
     parser.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
