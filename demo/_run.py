@@ -378,7 +378,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """the live choreography demo: participants, gateway, orders, outages"""
+    """the live choreography demo: participants, gateway, orders, outages, staged faults"""
     args = _parser().parse_args(argv)
     positive = ("order_every", "outage_every", "outage_for")
     for name in positive:
