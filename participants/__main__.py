@@ -102,11 +102,20 @@ async def serve(config: ChoreographyConfig, place_every: float) -> None:
                 await asyncio.wait_for(stop.wait(), place_every if place_every > 0 else None)
 
 
+class _ShownDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, but for the options whose default is none or off."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run the reference participants.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_ShownDefaults,
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
