@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 
 from contracts import BatchEntry, WorkflowStatus
 
@@ -31,23 +31,13 @@ class Tally:
     unconfirmed: int = 0
 
     def __add__(self, other: Tally) -> Tally:
-        return Tally(
-            self.staged + other.staged,
-            self.missed + other.missed,
-            self.false + other.false,
-            self.pending + other.pending,
-            self.unconfirmed + other.unconfirmed,
-        )
+        return Tally(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     def words(self) -> str:
-        counts = {
-            "staged": self.staged,
-            "missed": self.missed,
-            "false": self.false,
-            "pending": self.pending,
-            "unconfirmed": self.unconfirmed,
-        }
-        return ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+        """The verdicts counted, e.g. ``staged 3, pending 1``."""
+        return ", ".join(
+            f"{verdict.name} {n}" for verdict in fields(self) if (n := getattr(self, verdict.name))
+        )
 
 
 def total(tallies: Mapping[str, Tally]) -> Tally:
