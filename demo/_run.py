@@ -134,7 +134,7 @@ class Demo:
         self.tracker = Tracker()
         self.outage: str | None = None
         self.outages = 0
-        self.faults: list[StagedFault] = []  # those the tracker has been told of
+        self.faults: Counter[str] = Counter()  # staged faults that happened, by kind
         self.stop = asyncio.Event()
 
     def _say(self, line: str) -> None:
@@ -251,11 +251,10 @@ class Demo:
 
     def _summary(self, aggregator: StatusAggregator) -> Summary:
         stats = aggregator.stats().values()
-        kinds = Counter(str(fault.kind) for fault in self.faults)
         return Summary(
             orders=len(self.tracker.order),
             outcomes=dict(self.tracker.outcomes()),
-            faults=dict(sorted(kinds.items())),
+            faults=dict(sorted(self.faults.items())),
             anomalies=self.tracker.tally(time.monotonic()),
             cache_hits=sum(s.cache_hits for s in stats),
             cache_misses=sum(s.fetches for s in stats),
@@ -284,9 +283,10 @@ class Demo:
         return due + settle
 
     def _note_faults(self, run: Choreography) -> None:
-        happened = list(run.staging.faults.values())
-        for fault in happened[len(self.faults) :]:
-            self.faults.append(fault)
+        for fault in run.staging.faults.values():
+            if self.tracker.struck(fault.workflow_id):
+                continue  # already noted
+            self.faults[str(fault.kind)] += 1
             self.tracker.took_effect(fault.workflow_id, fault.at + self.appears_within(fault))
             code = run.config.chance.expected_anomaly(fault.workflow_id)
             self._say(f"staged: {fault.workflow_id} {fault.kind} {fault.event}, expect {code}")
