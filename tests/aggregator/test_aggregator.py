@@ -78,7 +78,10 @@ async def test_a_thousand_concurrent_callers_share_one_call_per_participant() ->
         )
 
     network = FakeNetwork(dict.fromkeys(("payment", "inventory", "shipping"), held))
-    async with aggregator(network) as agg:
+    # Timeouts far beyond the time a busy machine takes to start 1000 callers: the
+    # calls are held until every caller has joined, not until they time out.
+    patient = {name: {"url": url, "timeout_ms": 60_000} for name, url in URLS.items()}
+    async with aggregator(network, participants=patient, deadline_ms=60_000) as agg:
         callers = [asyncio.create_task(agg.status("hot")) for _ in range(1000)]
         await network.received(3)
         release.set()

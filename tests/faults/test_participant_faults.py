@@ -177,7 +177,10 @@ async def test_resets_are_retried_once_within_the_budget(faulty: FaultyParticipa
     faulty.modes["shipping"] = "reset-headers"
     count = 300
     budget = {**NO_BREAKER, "retry_budget_ratio": 0.2, "retry_budget_min": 10}
-    async with running_gateway(fault_settings(faulty, shipping=budget)) as gw:
+    # Resets come at once: a timeout with room to spare on a busy machine, so that
+    # every call ends in its reset, never in a timeout.
+    settings = fault_settings(faulty, shipping=budget, timeout_ms=2_000)
+    async with running_gateway(settings) as gw:
         results = await fetch_all(
             gw.client, [f"/workflows/o-{n}/status" for n in range(count)], concurrency=8
         )
