@@ -12,7 +12,7 @@ from ._aggregator import StatusAggregator
 from ._answer import Answer, Rendering
 from ._breaker import BreakerState, CircuitBreaker
 from ._cache_control import strictest_privacy
-from ._errors import AggregatorError, ConfigError, InvalidWorkflowId, NotOpen
+from ._errors import AggregatorError, ConfigError, InvalidWorkflowId, NotOpen, TooManyWatchers
 from ._http_client import AiohttpTransport
 from ._ids import DEFAULT_ID_PATTERN, HARD_MAX_LENGTH, IdPolicy
 from ._log_budget import LogBudget
@@ -38,6 +38,7 @@ from ._settings import (
     ParticipantSettings,
     ProtectionSettings,
     Settings,
+    WatchSettings,
 )
 from ._stage import Observer, ParticipantStats
 from ._transport import (
@@ -47,6 +48,7 @@ from ._transport import (
     TransportResponse,
 )
 from ._version import __version__
+from ._watch import Change
 
 __all__ = [
     "ABSENT",
@@ -62,6 +64,7 @@ __all__ = [
     "AuthSettings",
     "BreakerState",
     "CacheSettings",
+    "Change",
     "CircuitBreaker",
     "ConfigError",
     "DeclaredWorkflow",
@@ -83,10 +86,12 @@ __all__ = [
     "Settings",
     "StatusAggregator",
     "StatusRule",
+    "TooManyWatchers",
     "Transport",
     "TransportFailure",
     "TransportResponse",
     "Verdict",
+    "WatchSettings",
     "WorkflowDefinition",
     "__version__",
     "judge",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 
 from contracts import QUERY_HEADERS, Source, WorkflowStatus
@@ -23,6 +23,7 @@ from ._settings import Settings
 from ._stage import AnomalyCounts, Ask, Key, Observer, ParticipantStats
 from ._transport import Transport
 from ._version import DISTRIBUTION, __version__
+from ._watch import Change, Watches
 
 USER_AGENT = f"{DISTRIBUTION}/{__version__}"
 BASE_HEADERS = {**QUERY_HEADERS, "User-Agent": USER_AGENT}
@@ -39,8 +40,9 @@ class StatusAggregator:
 
     ``transport`` replaces the network (tests pass an async function);
     ``clock`` returns epoch seconds and drives ages, cache lifetimes and the
-    circuit breakers; ``rng`` drives retry jitter; ``observer`` is told about
-    every upstream call (the gateway's metrics use it).
+    circuit breakers; ``sleep`` waits between a watch's polls (tests pass
+    ``ManualClock.sleep``); ``rng`` drives retry jitter; ``observer`` is told
+    about every upstream call (the gateway's metrics use it).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class StatusAggregator:
         *,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         observer: Observer | None = None,
     ) -> None:
@@ -66,6 +69,14 @@ class StatusAggregator:
         self._ttl = cache.ttl_ms / 1000
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
         self._renderings = Renderings(max_entries=cache.max_entries, circuits=self._circuits)
+        self.watches = Watches(
+            self._answer,
+            self.definition,
+            ttl=self._ttl,
+            sleep=sleep,
+            max_total=settings.watch.max_watchers,
+            max_per_workflow=settings.watch.max_watchers_per_workflow,
+        )
         # Anomalies in each answer made afresh (not in one served again), and those
         # withdrawn after asking again: read them, never change them.
         self.anomalies = AnomalyCounts()
@@ -96,6 +107,7 @@ class StatusAggregator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.watches.close()
         pipelines, self._pipelines = self._pipelines, ()
         await asyncio.gather(*(pipeline.aclose() for pipeline in pipelines))
         if self._own_transport is not None:
@@ -187,6 +199,34 @@ class StatusAggregator:
                 return await self._answer((scope, workflow_id), headers)
 
         return list(await asyncio.gather(*map(one, ids)))
+
+    async def watch(
+        self, workflow_id: str, *, scope: str = "", headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[WorkflowStatus]:
+        """The workflow's status now, then each time what it says changes (never for a
+        mere change of ages); ends once the workflow is over (a final status).
+
+        Example::
+
+            async for status in agg.watch("order-42"):
+                print(status.status, status.complete)
+
+        All watchers of one workflow (per ``scope``) share one poller, which asks
+        when the first shown part leaves the cache; it stops when the last watcher
+        leaves (close the iterator promptly with ``contextlib.aclosing`` when
+        breaking out early). Raises InvalidWorkflowId, and TooManyWatchers beyond
+        ``watch.max_watchers`` or ``watch.max_watchers_per_workflow``.
+        """
+        async for change in self.changes(workflow_id, scope=scope, headers=headers):
+            yield change.answer.status()
+
+    def changes(
+        self, workflow_id: str, *, scope: str = "", headers: Mapping[str, str] | None = None
+    ) -> AsyncGenerator[Change, None]:
+        """Like ``watch``, as answers with their validator and whether they are final
+        (what the gateway's event stream sends)."""
+        self._check_id(workflow_id)
+        return self.watches.changes((scope, workflow_id), headers)
 
     async def _answer(self, key: Key, headers: Mapping[str, str] | None) -> Answer:
         """Gather -> judge (confirming anomalies) -> render, for an id already validated."""

@@ -6,7 +6,8 @@ answer. Exceptions are for mistakes made by the caller or the configuration::
     AggregatorError
     ├── InvalidWorkflowId   a workflow id that fails validation (also a ValueError)
     ├── ConfigError         settings or a workflow definition that cannot work
-    └── NotOpen             the aggregator was used outside ``async with``
+    ├── NotOpen             the aggregator was used outside ``async with``
+    └── TooManyWatchers     a watch beyond the configured limits
 """
 
 from __future__ import annotations
@@ -26,3 +27,7 @@ class ConfigError(AggregatorError):
 
 class NotOpen(AggregatorError):
     """The aggregator was asked for a status before ``async with`` opened it."""
+
+
+class TooManyWatchers(AggregatorError):
+    """A watch was refused: the limit of watchers in all, or of one workflow, is reached."""

@@ -107,6 +107,9 @@ class WorkflowDefinition:
     rules: tuple[StatusRule, ...]
     anomalies: tuple[AnomalyRule, ...] = ()
     fallback: str = "unknown"
+    # When nothing more will happen: any condition matching (every participant in a
+    # terminal state when none is declared). Watchers are told, and stop.
+    final: tuple[Condition, ...] = ()
     # Parts an anomaly rests on must have been fetched within this many seconds of
     # each other for it to be confirmed (see ``judge``).
     window: float = DEFAULT_WINDOW_MS / 1000
@@ -151,6 +154,8 @@ class WorkflowDefinition:
             self._check_condition(f"{where}, anomaly {anomaly.code!r}", anomaly.condition)
             if anomaly.after_ms is not None and anomaly.after_ms <= 0:
                 raise ConfigError(f"{where}, anomaly {anomaly.code!r}: after_ms must be positive")
+        for condition in self.final:
+            self._check_condition(f"{where}, final condition", condition)
         uncovered = [
             f"{participant.name}.{state}"
             for participant in self.participants
@@ -194,6 +199,13 @@ class WorkflowDefinition:
             if _matches(rule.condition, known):
                 return rule.status, tuple(rule.condition)
         return self.fallback, ()
+
+    def is_final(self, known: Known) -> bool:
+        """Whether the workflow is over in these states: a ``final`` condition matches,
+        or, when none is declared, every participant is in one of its terminal states."""
+        if self.final:
+            return any(_matches(condition, known) for condition in self.final)
+        return all(known.get(p.name) in p.terminal for p in self.participants)
 
     def detect(self, known: Known) -> tuple[Anomaly, ...]:
         """Every anomaly rule without a duration that matches."""
@@ -269,6 +281,12 @@ ORDER_FULFILMENT = WorkflowDefinition(
         StatusRule("paid", when(payment="captured")),
         StatusRule("paid", when(inventory="pending")),
         StatusRule("payment_pending", when(payment=("pending", "authorized"))),
+    ),
+    # Delivered, the payment failed, or the compensation done (refund, then release).
+    final=(
+        when(shipping="delivered"),
+        when(payment="failed"),
+        when(payment="refunded", inventory="released"),
     ),
     anomalies=(
         AnomalyRule(

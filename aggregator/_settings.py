@@ -130,6 +130,11 @@ class DeclaredWorkflow(_Settings):
     rules: list[DeclaredRule] = Field(min_length=1)
     anomalies: list[DeclaredAnomaly] = []
     fallback: str = "unknown"
+    final: list[dict[str, list[str]]] = Field(
+        [],
+        description="Conditions under which the workflow is over (watchers stop); "
+        "none: when every participant is in a terminal state.",
+    )
 
     def build(self, name: str) -> WorkflowDefinition:
         return WorkflowDefinition(
@@ -143,6 +148,7 @@ class DeclaredWorkflow(_Settings):
                 AnomalyRule(a.code, a.message, when(**a.when), a.after_ms) for a in self.anomalies
             ),
             fallback=self.fallback,
+            final=tuple(when(**condition) for condition in self.final),
         )
 
 
@@ -181,6 +187,19 @@ class AuthSettings(_Settings):
         if self.enabled and not self.keys:
             raise ValueError("auth is enabled but no keys are configured")
         return self
+
+
+class WatchSettings(_Settings):
+    """Watching workflows (``StatusAggregator.watch``, the gateway's event streams)."""
+
+    max_watchers: int = Field(20_000, ge=1, description="Watchers at once, all workflows.")
+    max_watchers_per_workflow: int = Field(
+        1_000, ge=1, description="Watchers of one workflow (per tenant) at once."
+    )
+    heartbeat_ms: Millis = Field(
+        15_000, description="A comment on an idle event stream, for proxies that close them."
+    )
+    retry_ms: Millis = Field(2_000, description="An event stream's advice on reconnecting.")
 
 
 class GatewaySettings(_Settings):
@@ -223,6 +242,7 @@ class Settings(_Settings):
     max_concurrent_statuses: int = Field(16, ge=1, description="status_many's concurrency.")
     cache: CacheSettings = CacheSettings()
     anomalies: AnomalySettings = AnomalySettings()
+    watch: WatchSettings = WatchSettings()
     gateway: GatewaySettings = GatewaySettings()
 
     @field_validator("id_pattern")

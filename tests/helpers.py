@@ -126,12 +126,14 @@ async def forever(_: OutboundRequest) -> Reply:
 def make_aggregator(
     network: FakeNetwork, clock: ManualClock | None = None, *, seed: int = 7, **overrides: Any
 ) -> StatusAggregator:
-    """An aggregator over ``network`` on a manual clock, with ``settings(**overrides)``
-    and seeded retry jitter."""
+    """An aggregator over ``network`` on a manual clock (its watches sleep on it),
+    with ``settings(**overrides)`` and seeded retry jitter."""
+    clock = clock or ManualClock()
     return StatusAggregator(
         settings(**overrides),
         transport=network,
-        clock=clock or ManualClock(),
+        clock=clock,
+        sleep=clock.sleep,
         rng=random.Random(seed),
     )
 

@@ -74,6 +74,21 @@ DURATION_ROWS = [
 ]
 
 
+# (payment, inventory, shipping) -> whether the workflow is over (watchers stop)
+FINAL_ROWS = [
+    (("captured", "reserved", "delivered"), True),
+    ((None, None, "delivered"), True),
+    (("failed", ABSENT, ABSENT), True),
+    (("refunded", "released", ABSENT), True),
+    (("refunded", "out_of_stock", ABSENT), False),  # the stock is still to be released
+    (("captured", "released", ABSENT), False),
+    (("captured", "reserved", "in_transit"), False),
+    (("captured", "reserved", "cancelled"), False),
+    ((ABSENT, ABSENT, ABSENT), False),
+    ((None, None, None), False),
+]
+
+
 def known(states: tuple[str | None, str | None, str | None]) -> dict[str, str | None]:
     return dict(zip(("payment", "inventory", "shipping"), states, strict=True))
 
@@ -93,6 +108,35 @@ def test_anomaly_rows(states: tuple[str | None, str | None, str | None], codes: 
 @pytest.mark.parametrize(("states", "codes"), DURATION_ROWS)
 def test_duration_rows(states: tuple[str | None, str | None, str | None], codes: list[str]) -> None:
     assert [rule.code for rule in ORDER_FULFILMENT.lasting(known(states))] == codes
+
+
+@pytest.mark.parametrize(("states", "final"), FINAL_ROWS)
+def test_final_rows(states: tuple[str | None, str | None, str | None], final: bool) -> None:
+    assert ORDER_FULFILMENT.is_final(known(states)) is final
+
+
+def test_without_final_conditions_every_participant_must_be_terminal() -> None:
+    definition = WorkflowDefinition(
+        name="travel",
+        participants=(
+            ParticipantDef("flight", ("pending", "booked"), frozenset({"booked"})),
+            ParticipantDef("hotel", ("pending", "booked"), frozenset({"booked"})),
+        ),
+        rules=(StatusRule("any", when(flight=("pending", "booked"), hotel=("pending", "booked"))),),
+    )
+    assert definition.is_final({"flight": "booked", "hotel": "booked"})
+    assert not definition.is_final({"flight": "booked", "hotel": "pending"})
+    assert not definition.is_final({"flight": "booked", "hotel": None})
+
+
+def test_a_final_condition_on_an_unknown_state_is_refused() -> None:
+    with pytest.raises(ConfigError, match="final condition: flight has no states"):
+        WorkflowDefinition(
+            name="travel",
+            participants=(ParticipantDef("flight", ("booked",)),),
+            rules=(StatusRule("booked", when(flight="booked")),),
+            final=(when(flight="landed"),),
+        )
 
 
 def test_every_status_and_anomaly_has_a_test_row() -> None:

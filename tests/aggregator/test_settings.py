@@ -101,6 +101,24 @@ when = { flight = ["booked"] }
         Settings.from_toml(text)
 
 
+def test_a_declared_workflow_says_when_it_is_over() -> None:
+    text = """
+workflow = "travel"
+[participants.flight]
+url = "http://f.test/{workflow_id}"
+[workflows.travel.participants]
+flight = { states = ["requested", "booked", "refused"] }
+[[workflows.travel.rules]]
+status = "travel"
+when = { flight = ["requested", "booked", "refused"] }
+[[workflows.travel.final]]
+flight = ["booked", "refused"]
+"""
+    definition = Settings.from_toml(text).definition()
+    assert definition.is_final({"flight": "refused"})
+    assert not definition.is_final({"flight": "requested"})
+
+
 def test_environment_variables_override_single_values() -> None:
     env = {
         "STATUS_AGGREGATOR_DEADLINE_MS": "650",

@@ -1,0 +1,190 @@
+"""Watching workflows: one poller per workflow and scope, shared by all its watchers.
+
+The poller asks for the status when its first shown part leaves the cache (or
+a duration anomaly falls due), the parts' time to live when nothing is fresh,
+so cached parts are never asked for early and N watchers cost what one does.
+A watcher is told of an answer only when what it says changes (its validator,
+``Rendering.fingerprint``: a part's content, outcome, error or staleness, never
+its age). The poller stops when the last watcher leaves, and when the workflow
+reaches a final status (``WorkflowDefinition.is_final``): watchers are told
+that last answer with ``final`` set, and their iterators end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from ._answer import Answer
+from ._errors import TooManyWatchers
+from ._merge import known_state
+from ._rules import WorkflowDefinition
+from ._stage import Key
+
+AnswerFor = Callable[[Key, Mapping[str, str] | None], Awaitable[Answer]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a watcher is told: an answer that says something new, and whether the
+    workflow is over (nothing more will come)."""
+
+    answer: Answer
+    final: bool
+
+    @property
+    def validator(self) -> str:
+        """Equal for answers that say the same (the gateway's ETag is ``W/"<it>"``)."""
+        return self.answer.rendering.fingerprint
+
+
+class _Watch:
+    """One workflow's poller and what it last found."""
+
+    __slots__ = ("changed", "error", "key", "latest", "task", "watchers")
+
+    def __init__(self, key: Key) -> None:
+        self.key = key
+        self.latest: Change | None = None
+        self.error: BaseException | None = None  # why the poller stopped, if it failed
+        self.watchers = 0
+        self.task: asyncio.Task[None] | None = None
+        # Set, and replaced by a new one, at each change and at the end.
+        self.changed = asyncio.Event()
+
+    @property
+    def ended(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    def tell(self, change: Change | None) -> None:
+        if change is not None:
+            self.latest = change
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+
+class Watches:
+    """Every workflow being watched, with the limits on watchers."""
+
+    __slots__ = (
+        "_answer",
+        "_definition",
+        "_max_per_workflow",
+        "_max_total",
+        "_sleep",
+        "_ttl",
+        "_watches",
+        "watchers",
+    )
+
+    def __init__(
+        self,
+        answer: AnswerFor,
+        definition: WorkflowDefinition,
+        *,
+        ttl: float,
+        sleep: Sleep,
+        max_total: int,
+        max_per_workflow: int,
+    ) -> None:
+        self._answer = answer
+        self._definition = definition
+        self._ttl = ttl
+        self._sleep = sleep
+        self._max_total = max_total
+        self._max_per_workflow = max_per_workflow
+        self._watches: dict[Key, _Watch] = {}
+        self.watchers = 0  # watching now, all workflows
+
+    @property
+    def workflows(self) -> int:
+        """Workflows being watched now (one poller each)."""
+        return len(self._watches)
+
+    async def changes(
+        self, key: Key, headers: Mapping[str, str] | None
+    ) -> AsyncGenerator[Change, None]:
+        """The changes of one workflow's answer, the current one first; ends after a
+        final one. ``headers`` go with the calls if this watcher starts the poller.
+        Raises TooManyWatchers at once (before waiting for anything) beyond the
+        limits; the poller's error, if it fails."""
+        watch = self._join(key, headers)
+        seen: str | None = None
+        try:
+            while True:
+                change = watch.latest
+                if change is not None and (change.final or change.validator != seen):
+                    seen = change.validator
+                    yield change
+                    if change.final:
+                        return
+                    if watch.latest is not change:
+                        continue  # a newer one came while the watcher was busy
+                if watch.ended:
+                    if watch.error is not None:
+                        raise watch.error
+                    return
+                await watch.changed.wait()
+        finally:
+            self._leave(watch)
+
+    def _join(self, key: Key, headers: Mapping[str, str] | None) -> _Watch:
+        if self.watchers >= self._max_total:
+            raise TooManyWatchers(f"{self._max_total} watchers at once at most")
+        watch = self._watches.get(key)
+        if watch is not None and watch.watchers >= self._max_per_workflow:
+            raise TooManyWatchers(f"{self._max_per_workflow} watchers of one workflow at most")
+        if watch is None:
+            watch = self._watches[key] = _Watch(key)
+            watch.task = asyncio.create_task(self._poll(watch, headers), name=f"watch {key[1]}")
+        watch.watchers += 1
+        self.watchers += 1
+        return watch
+
+    def _leave(self, watch: _Watch) -> None:
+        watch.watchers -= 1
+        self.watchers -= 1
+        if watch.watchers == 0:
+            if self._watches.get(watch.key) is watch:
+                del self._watches[watch.key]
+            if watch.task is not None:
+                watch.task.cancel()
+
+    async def _poll(self, watch: _Watch, headers: Mapping[str, str] | None) -> None:
+        try:
+            while True:
+                answer = await self._answer(watch.key, headers)
+                final = self._is_final(answer)
+                latest = watch.latest
+                if latest is None or final or latest.validator != answer.rendering.fingerprint:
+                    watch.tell(Change(answer, final))
+                if final:
+                    break
+                fresh = answer.freshness()
+                await self._sleep(fresh if fresh > 0 else self._ttl)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # told to every watcher, who raises it
+            watch.error = exc
+        finally:
+            if self._watches.get(watch.key) is watch:
+                del self._watches[watch.key]  # a new watcher starts a new poller
+            # Wakes the watchers once the task is done (``ended``): the event loop
+            # runs their continuations after this one.
+            asyncio.get_running_loop().call_soon(watch.tell, None)
+
+    def _is_final(self, answer: Answer) -> bool:
+        rendering = answer.rendering
+        if not rendering.verdict.complete or rendering.stale or rendering.tentative:
+            return False
+        known = {name: known_state(part) for name, part in rendering.parts.items()}
+        return self._definition.is_final(known)
+
+    def close(self) -> None:
+        """End every watch: their watchers' iterators end (the aggregator is closing)."""
+        for watch in list(self._watches.values()):
+            if watch.task is not None:
+                watch.task.cancel()
+        self._watches.clear()
