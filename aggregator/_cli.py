@@ -1,5 +1,5 @@
-"""``status-aggregator``: serve the gateway, ask for one status, check or write a
-configuration.
+"""``status-aggregator``: serve the gateway, ask for one status or follow it, check
+or write a configuration.
 
 Exit codes: 0 success; 1 the answer is not a status (not found, unavailable,
 gateway unreachable, port taken), or the output's reader went away; 2 a usage,
@@ -26,8 +26,10 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from contracts import WorkflowStatus
 
@@ -217,13 +219,19 @@ async def _embedded(settings: Settings, workflow_id: str) -> dict[str, Any]:
 
 
 def render_table(status: WorkflowStatus, console: Console) -> None:
+    console.print(status_view(status))
+
+
+def status_view(status: WorkflowStatus) -> Group:
+    """The status as a headline, a table of its parts, its timeline and anomalies."""
     complete = "complete" if status.complete else "incomplete"
-    console.print(
-        f"[bold]{status.workflow_id}[/bold]: [bold cyan]{status.status}[/bold cyan] ({complete}; "
-        f"workflow {status.workflow}, decided by {', '.join(status.derived_from) or 'nothing'})"
-    )
+    lines: list[RenderableType] = [
+        f"[bold]{escape(status.workflow_id)}[/bold]: [bold cyan]{status.status}[/bold cyan] "
+        f"({complete}; workflow {status.workflow}, decided by "
+        f"{', '.join(status.derived_from) or 'nothing'})"
+    ]
     if status.since is not None:
-        console.print(f"since {_when(status.since)}")
+        lines.append(f"since {_when(status.since)}")
     table = Table(show_edge=False)
     for column in ("participant", "outcome", "source", "age", "state", "updated", "version"):
         table.add_column(column)
@@ -239,17 +247,20 @@ def render_table(status: WorkflowStatus, console: Console) -> None:
             part.state or "-",
             "-" if part.updated_at is None else _when(part.updated_at),
             "-" if part.version is None else str(part.version),
-            error,
+            Text(error),
         )
-    console.print(table)
+    lines.append(table)
     if status.timeline:
         steps = ", then ".join(f"{step.participant} {step.state}" for step in status.timeline)
-        console.print(f"timeline: {steps}")
+        lines.append(f"timeline: {steps}")
     for anomaly in status.anomalies:
         unconfirmed = (
             "" if anomaly.confirmed else " (unconfirmed: a participant could not be asked again)"
         )
-        console.print(f"[yellow]anomaly {anomaly.code}[/yellow]: {anomaly.message}{unconfirmed}")
+        lines.append(
+            f"[yellow]anomaly {anomaly.code}[/yellow]: {escape(anomaly.message)}{unconfirmed}"
+        )
+    return Group(*lines)
 
 
 def _when(moment: datetime) -> str:
@@ -269,6 +280,36 @@ def show_status(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2))
         return 0
     render_table(WorkflowStatus.model_validate(payload), Console())
+    return 0
+
+
+# --- watch --------------------------------------------------------------------------
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Follow a workflow until it is over (exit 0), or until interrupted (130)."""
+    from . import _watch_cli as shown
+
+    console = Console()
+    if args.gateway:
+        changes = shown.from_gateway(args.gateway, args.workflow_id, args.api_key)
+    else:
+        settings = load_settings(_config_path(args.config))
+        try:
+            settings.definition()  # a bad id or config is a usage mistake, said at once
+            StatusAggregator(settings).validate_id(args.workflow_id)
+        except AggregatorError as exc:
+            raise CliError(str(exc), 2) from None
+        logging.getLogger("aggregator.client").addHandler(logging.NullHandler())
+        changes = shown.embedded(settings, args.workflow_id)
+    try:
+        if args.json or not console.is_terminal:
+            asyncio.run(shown.follow(changes, shown.printer(console, as_json=args.json)))
+        else:
+            with shown.LiveTable(console) as table:
+                asyncio.run(shown.follow(changes, table))
+    except shown.WatchError as exc:
+        raise CliError(str(exc), exc.code) from None
     return 0
 
 
@@ -328,6 +369,16 @@ def _parser(*, describe_plugins: bool = False) -> argparse.ArgumentParser:
     one.add_argument("--api-key", help="credential for a gateway with authentication on")
     one.add_argument("--json", action="store_true", help="print the JSON answer")
 
+    follow = commands.add_parser(
+        "watch", help="follow one workflow's status: a line per change, until it is over"
+    )
+    follow.add_argument("workflow_id")
+    source = follow.add_mutually_exclusive_group()
+    source.add_argument("--gateway", metavar="URL", help="watch through a running gateway")
+    source.add_argument("--config", help="ask the participants directly, with this file")
+    follow.add_argument("--api-key", help="credential for a gateway with authentication on")
+    follow.add_argument("--json", action="store_true", help="print a JSON line per change")
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument(
         "file", nargs="?", help=f"TOML file (default: ${CONFIG_ENV} or aggregator.toml)"
@@ -361,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-_OWN_COMMANDS = frozenset({"serve", "status", "check-config", "init"})
+_OWN_COMMANDS = frozenset({"serve", "status", "watch", "check-config", "init"})
 
 
 def _main(argv: list[str]) -> int:
@@ -384,6 +435,8 @@ def _main(argv: list[str]) -> int:
             return serve(settings, host, port, args.workers)
         if args.command == "status":
             return show_status(args)
+        if args.command == "watch":
+            return watch(args)
         if args.command == "init":
             return init(Path(args.file), force=args.force)
         return check_config(_config_path(args.file))

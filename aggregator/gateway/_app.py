@@ -12,6 +12,7 @@ import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +23,12 @@ from pydantic import ValidationError
 from aggregator import (
     CONFIG_ENV,
     ConfigError,
+    Disposition,
     InvalidWorkflowId,
+    NotOpen,
     Settings,
     StatusAggregator,
+    TooManyWatchers,
     Transport,
 )
 from contracts import BatchEntry, BatchRequest, BatchResponse, Problem, validation_problems
@@ -32,6 +36,7 @@ from contracts import BatchEntry, BatchRequest, BatchResponse, Problem, validati
 from ._access import batch_lines, log_access
 from ._auth import Authenticator
 from ._collector import tune_collector
+from ._events import Streams, frame, stream_headers
 from ._logs import (
     REQUEST_ID,
     ParserRefusals,
@@ -51,6 +56,7 @@ from ._render import (
     answer_response,
     batch_privacy,
     code_of,
+    etag_of,
 )
 from ._workers import DIRECTORY_ENV, Exchange
 
@@ -78,6 +84,7 @@ class Gateway:
     auth: Authenticator
     metrics: GatewayMetrics
     openapi: bytes
+    streams: Streams
     access_log: bool = True
     responses: ResponseMemo = field(default_factory=ResponseMemo)
     active: int = 0  # workflow requests being answered
@@ -137,11 +144,18 @@ GatewayHandler = Callable[[web.Request, Gateway], Awaitable[web.StreamResponse]]
 
 
 def _guarded(
-    handler: GatewayHandler, gateway: Gateway, route: str, *, workflows: bool | None
+    handler: GatewayHandler,
+    gateway: Gateway,
+    route: str,
+    *,
+    workflows: bool | None,
+    counted: bool = True,
 ) -> Handler:
     """``handler`` with what every answer needs: a request id, overload and
     authentication (``workflows`` routes; None: decided by the path), metrics
     labelled ``route`` and the access log; every error becomes a problem body.
+    An event stream is not ``counted`` among the requests in flight that
+    ``max_concurrent_requests`` bounds (the watch limits bound streams).
 
     A wrapper per route rather than an aiohttp middleware, which adds two
     layers of calls to every request (about 5% of a cached answer's cost).
@@ -162,8 +176,10 @@ def _guarded(
             try:
                 if not scoped:
                     response = await handler(request, gateway)
-                elif (refusal := _refusal(request, gateway)) is not None:
+                elif (refusal := _refusal(request, gateway, counted)) is not None:
                     response = refusal
+                elif not counted:
+                    response = await handler(request, gateway)
                 else:
                     gateway.active += 1
                     try:
@@ -185,9 +201,10 @@ def _guarded(
             if request.transport is None:  # gone while its answer was made: none is sent
                 _gone(request, route, started, gateway)
                 return response
-            response.headers[REQUEST_ID_HEADER] = request_id
-            if scoped and authenticated:
-                _keep_private(response.headers)
+            if not response.prepared:  # a stream sent its headers itself
+                response.headers[REQUEST_ID_HEADER] = request_id
+                if scoped and authenticated:
+                    _keep_private(response.headers)
             elapsed = time.perf_counter() - started
             observe(route, request.method, response.status, elapsed)
             if gateway.access_log:
@@ -241,10 +258,10 @@ async def _unmatched(request: web.Request, _: Gateway) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
-def _refusal(request: web.Request, gateway: Gateway) -> web.Response | None:
+def _refusal(request: web.Request, gateway: Gateway, counted: bool) -> web.Response | None:
     """Overload and authentication: a problem to answer at once, or None to go on."""
     limits = gateway.settings.gateway
-    if gateway.active >= limits.max_concurrent_requests:
+    if counted and gateway.active >= limits.max_concurrent_requests:
         return problem(
             "overloaded",
             503,
@@ -342,6 +359,51 @@ async def post_batch(request: web.Request, gateway: Gateway) -> web.StreamRespon
     )
 
 
+async def get_events(request: web.Request, gateway: Gateway) -> web.StreamResponse:
+    """The workflow's status as server-sent events: the current one first (unless it
+    is the one ``Last-Event-ID`` names), then one per change; ``final`` ends it."""
+    aggregator = gateway.aggregator
+    retry_after = {"Retry-After": str(gateway.settings.gateway.retry_after_s)}
+    try:
+        changes = aggregator.changes(
+            request.match_info["workflow_id"],
+            scope=request[TENANT],
+            headers=_outbound_headers(request, gateway),
+        )
+    except InvalidWorkflowId as exc:
+        return problem("invalid-workflow-id", 400, str(exc))
+    async with aclosing(changes):
+        try:
+            change = await anext(changes)
+        except TooManyWatchers as exc:
+            return problem("overloaded", 503, str(exc), headers=retry_after)
+        except (StopAsyncIteration, NotOpen):
+            return problem("not-ready", 503, "the gateway is shutting down", headers=retry_after)
+        if change.answer.disposition is Disposition.NOT_FOUND:
+            return problem(
+                "workflow-not-found", 404, NOT_FOUND_DETAIL, workflow_id=change.answer.workflow_id
+            )
+        headers = stream_headers(REQUEST_ID_HEADER, REQUEST_ID.get())
+        if gateway.auth.enabled:
+            _keep_private(headers)
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        with gateway.streams.opened(response):
+            start = b"retry: %d\n\n" % gateway.settings.watch.retry_ms
+            if change.final or request.headers.get("Last-Event-ID") != etag_of(
+                change.answer.rendering
+            ):
+                start += frame(change)
+            await response.write(start)
+            try:
+                async for change in changes:
+                    await response.write(frame(change))
+            except Exception:  # a fault of ours: the stream ends, and the client reconnects
+                log.exception("a watch of %r failed", change.answer.workflow_id)
+        await response.write_eof()
+        return response
+
+
 def _batch_problem(code: int) -> Problem:
     if code == 404:
         return problem_body("workflow-not-found", 404, NOT_FOUND_DETAIL)
@@ -378,14 +440,16 @@ def create_app(
     *,
     transport: Transport | None = None,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> web.Application:
     """The gateway application; its aggregator opens on startup and closes on cleanup.
 
-    ``transport`` and ``clock`` are passed to the aggregator (tests replace them).
+    ``transport``, ``clock`` and ``sleep`` are passed to the aggregator (tests
+    replace them).
     """
     gateway_metrics = GatewayMetrics()
     aggregator = StatusAggregator(
-        settings, transport=transport, clock=clock, observer=gateway_metrics
+        settings, transport=transport, clock=clock, sleep=sleep, observer=gateway_metrics
     )
     gateway_metrics.watch(aggregator)
     document = openapi_document(
@@ -400,6 +464,7 @@ def create_app(
         auth=Authenticator(settings.gateway.auth),
         metrics=gateway_metrics,
         openapi=json.dumps(document, indent=2).encode(),
+        streams=Streams(settings.watch.heartbeat_ms / 1000),
         access_log=settings.gateway.access_log,
     )
     gateway_metrics.count_in_flight(lambda: gateway.in_flight)
@@ -412,9 +477,17 @@ def create_app(
                 aggregator.definition.name,
                 ", ".join(aggregator.definition.by_name),
             )
+            heartbeat = asyncio.create_task(gateway.streams.beat())
             yield
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def end_streams(_: web.Application) -> None:
+        # On shutdown, before the grace for requests in flight: every stream ends.
+        aggregator.watches.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(end_streams)
     batch = "/workflows/status:batch"
     app.router.add_post(batch, _guarded(post_batch, gateway, batch, workflows=True))
     # Any id, newlines and slashes included, reaches the handler and its 400.
@@ -422,6 +495,12 @@ def create_app(
     app.router.add_get(
         r"/workflows/{workflow_id:[\s\S]+}/status",
         _guarded(get_status, gateway, status, workflows=True),
+    )
+    events = "/workflows/{workflow_id}/events"
+    app.router.add_get(
+        r"/workflows/{workflow_id:[\s\S]+}/events",
+        _guarded(get_events, gateway, events, workflows=True, counted=False),
+        allow_head=False,
     )
     for path, handler in (
         ("/healthz", healthz),

@@ -67,6 +67,8 @@ class Counts:
     parts: dict[Labels, int] = field(default_factory=dict)  # (participant, outcome)
     circuits: dict[Labels, int] = field(default_factory=dict)  # (participant, state): workers
     in_flight: int = 0
+    watchers: int = 0  # event streams and library watchers open now
+    watched: int = 0  # workflows being watched now (one poller each)
     anomalies: dict[Labels, int] = field(default_factory=dict)  # (code, confirmed)
     withdrawn: dict[Labels, int] = field(default_factory=dict)  # (code,)
 
@@ -82,15 +84,17 @@ class Counts:
                 for index, observed in enumerate(buckets):
                     held[index] += observed
         self.in_flight += other.in_flight
+        self.watchers += other.watchers
+        self.watched += other.watched
 
     def without_gauges(self) -> Counts:
         """The counters alone: what a worker that has exited still counts for."""
-        return replace(self, circuits={}, in_flight=0)
+        return replace(self, circuits={}, in_flight=0, watchers=0, watched=0)
 
     def to_json(self) -> dict[str, Any]:
         return {
             name: [[*key, value] for key, value in getattr(self, name).items()] for name in _TABLES
-        } | {"in_flight": self.in_flight}
+        } | {"in_flight": self.in_flight, "watchers": self.watchers, "watched": self.watched}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Counts:
@@ -114,7 +118,12 @@ class Counts:
                     raise ValueError(f"{name}: not a number")
             return rows
 
-        return cls(**{name: table(name) for name in _TABLES}, in_flight=int(data["in_flight"]))
+        return cls(
+            **{name: table(name) for name in _TABLES},
+            in_flight=int(data["in_flight"]),
+            watchers=int(data["watchers"]),
+            watched=int(data["watched"]),
+        )
 
 
 def _observe(histogram: dict[Labels, list[float]], key: Labels, seconds: float) -> None:
@@ -173,6 +182,14 @@ def families(counts: Counts) -> Iterator[Metric]:
     in_flight = GaugeMetricFamily("aggregator_http_requests_in_flight", "Requests being answered.")
     in_flight.add_metric([], counts.in_flight)
     yield in_flight
+    watchers = GaugeMetricFamily("aggregator_watchers", "Watchers of workflows open now.")
+    watchers.add_metric([], counts.watchers)
+    yield watchers
+    watched = GaugeMetricFamily(
+        "aggregator_watched_workflows", "Workflows being watched now, one poller each."
+    )
+    watched.add_metric([], counts.watched)
+    yield watched
     for name, (help_text, _) in _PARTICIPANT_COUNTERS.items():
         yield _table(
             CounterMetricFamily,
@@ -283,6 +300,8 @@ class GatewayMetrics:
         )
         aggregator = self._aggregator
         if aggregator is not None:
+            counts.watchers = aggregator.watches.watchers
+            counts.watched = aggregator.watches.workflows
             for participant, stats in aggregator.stats().items():
                 for name, (_, attribute) in _PARTICIPANT_COUNTERS.items():
                     counts.participants[(name, participant)] = getattr(stats, attribute)

@@ -124,6 +124,44 @@ def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str
             **common,
         },
     }
+    events_get: dict[str, Any] = {
+        "operationId": "watchWorkflowStatus",
+        "summary": "The workflow's status as server-sent events, one per change",
+        "description": (
+            "`event: status` with `id:` the status's ETag and `data:` the status JSON: the "
+            "current one first (unless `Last-Event-ID` names it), then one each time what "
+            "the status says changes. `event: final` when the workflow is over, then the "
+            "stream ends. `: heartbeat` comments keep an idle stream open; `retry:` is sent "
+            "once. Refusals come before the stream, as problems."
+        ),
+        "parameters": [
+            status_get["parameters"][0],
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The stream of the workflow's statuses.",
+                "headers": {
+                    "Cache-Control": _header("no-store"),
+                    "X-Request-ID": REQUEST_ID,
+                    **({"Vary": caching["Vary"]} if auth else {}),
+                },
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            "400": _problem("The workflow id fails validation."),
+            "404": _problem("Every participant answered it has no record."),
+            "401": common["401"],
+            "503": {
+                **_problem("Too many watchers, or the gateway is shutting down."),
+                "headers": {"Retry-After": RETRY_AFTER, "X-Request-ID": REQUEST_ID},
+            },
+        },
+    }
     health_get: dict[str, Any] = {
         "summary": "The process is alive",
         "responses": {
@@ -196,6 +234,7 @@ def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str
     paths: dict[str, Any] = {
         path: {"get": get, "head": _head_of(get)} for path, get in gets.items()
     }
+    paths["/workflows/{workflow_id}/events"] = {"get": events_get}
     paths["/workflows/status:batch"] = {
         "post": {
             "operationId": "getWorkflowStatuses",
@@ -234,7 +273,11 @@ def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str
             "bearer": {"type": "http", "scheme": "bearer"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         }
-        for path in ("/workflows/{workflow_id}/status", "/workflows/status:batch"):
+        for path in (
+            "/workflows/{workflow_id}/status",
+            "/workflows/{workflow_id}/events",
+            "/workflows/status:batch",
+        ):
             for operation in paths[path].values():
                 operation["security"] = [{"bearer": []}, {"apiKey": []}]
     return document

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from aggregator import Settings
 from aggregator.gateway import create_app
+from aggregator.testing import ManualClock
 from tests.helpers import settings as make_settings
 from tests.loopback import LoopbackParticipants
 
@@ -28,7 +29,10 @@ class Running:
 async def running_gateway(
     settings: Settings, *, clock: Callable[[], float] | None = None
 ) -> AsyncIterator[Running]:
-    app = create_app(settings, clock=clock) if clock else create_app(settings)
+    if isinstance(clock, ManualClock):  # its watches sleep on it too
+        app = create_app(settings, clock=clock, sleep=clock.sleep)
+    else:
+        app = create_app(settings, clock=clock) if clock else create_app(settings)
     server = TestServer(app)  # on 127.0.0.1, a free port, handlers cancelled as in production
     await server.start_server(access_log=None)
     url = str(server.make_url("")).rstrip("/")

@@ -1,0 +1,77 @@
+"""Server-sent events: a workflow's status as a stream, one event per change.
+
+Each change is framed once (``frame``) and the same bytes are written to every
+stream watching that workflow; a heartbeat comment goes to every open stream
+at a fixed interval, from one task, so an idle stream costs no timer of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, MutableMapping
+from functools import lru_cache
+
+from aiohttp import web
+
+from aggregator import Change
+
+from ._render import etag_of
+
+CONTENT_TYPE = "text/event-stream"
+HEARTBEAT = b": heartbeat\n\n"
+
+
+@lru_cache(maxsize=4096)
+def frame(change: Change) -> bytes:
+    """The event for one change (``status``, or ``final`` for the last), its ``id``
+    the answer's validator (the status's ETag). Framed once per change, whatever the
+    number of streams it is written to; the JSON is one line, so one ``data:`` line."""
+    kind = b"final" if change.final else b"status"
+    validator = etag_of(change.answer.rendering).encode()
+    return b"event: %b\nid: %b\ndata: %b\n\n" % (kind, validator, change.answer.json())
+
+
+def stream_headers(request_id_header: str, request_id: str) -> MutableMapping[str, str]:
+    return {
+        "Content-Type": CONTENT_TYPE,
+        # Every event is news: no cache may keep or replay the stream.
+        "Cache-Control": "no-store",
+        # nginx buffers responses unless told not to; an event must not wait for more.
+        "X-Accel-Buffering": "no",
+        request_id_header: request_id,
+    }
+
+
+class Streams:
+    """The event streams open now, and their heartbeat."""
+
+    __slots__ = ("_interval", "_open")
+
+    def __init__(self, heartbeat: float) -> None:
+        self._interval = heartbeat
+        self._open: set[web.StreamResponse] = set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    @contextlib.contextmanager
+    def opened(self, response: web.StreamResponse) -> Iterator[None]:
+        self._open.add(response)
+        try:
+            yield
+        finally:
+            self._open.discard(response)
+
+    async def beat(self) -> None:
+        """Write a comment to every open stream, every interval, until cancelled.
+        Concurrently: a client that does not read holds up its own stream only."""
+        while True:
+            await asyncio.sleep(self._interval)
+            await asyncio.gather(*map(_beat, list(self._open)))
+
+
+async def _beat(response: web.StreamResponse) -> None:
+    # A stream whose client has gone ends in its own handler, cancelled.
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await response.write(HEARTBEAT)
