@@ -27,7 +27,7 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
     documented = [
         *keys(Settings, ""),
         *keys(ParticipantSettings, "participants.<name>."),
-        *(f"workflows.<name>.{k}" for k in ("rules", "anomalies", "fallback")),
+        *(f"workflows.<name>.{k}" for k in ("rules", "anomalies", "fallback", "final")),
         "workflows.<name>.participants.<p>.states",
         "workflows.<name>.participants.<p>.terminal",
     ]
@@ -35,4 +35,10 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
         if key in ("participants", "workflows"):
             continue
         assert f"| `{key}` |" in README, key
-    assert set(DeclaredWorkflow.model_fields) == {"participants", "rules", "anomalies", "fallback"}
+    assert set(DeclaredWorkflow.model_fields) == {
+        "participants",
+        "rules",
+        "anomalies",
+        "fallback",
+        "final",
+    }
