@@ -388,7 +388,10 @@ async def get_events(request: web.Request, gateway: Gateway) -> web.StreamRespon
             _keep_private(headers)
         response = web.StreamResponse(headers=headers)
         await response.prepare(request)
-        with gateway.streams.opened(response):
+        transport = request.transport
+        if transport is None:  # gone already
+            return response
+        with gateway.streams.opened(response, transport):
             start = b"retry: %d\n\n" % gateway.settings.watch.retry_ms
             if change.final or request.headers.get("Last-Event-ID") != etag_of(
                 change.answer.rendering

@@ -22,7 +22,7 @@ CONTENT_TYPE = "text/event-stream"
 HEARTBEAT = b": heartbeat\n\n"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)  # the changes being written now; framing one again is cheap
 def frame(change: Change) -> bytes:
     """The event for one change (``status``, or ``final`` for the last), its ``id``
     the answer's validator (the status's ETag). Framed once per change, whatever the
@@ -50,28 +50,31 @@ class Streams:
 
     def __init__(self, heartbeat: float) -> None:
         self._interval = heartbeat
-        self._open: set[web.StreamResponse] = set()
+        self._open: dict[web.StreamResponse, asyncio.Transport] = {}
 
     def __len__(self) -> int:
         return len(self._open)
 
     @contextlib.contextmanager
-    def opened(self, response: web.StreamResponse) -> Iterator[None]:
-        self._open.add(response)
+    def opened(self, response: web.StreamResponse, transport: asyncio.Transport) -> Iterator[None]:
+        self._open[response] = transport
         try:
             yield
         finally:
-            self._open.discard(response)
+            del self._open[response]
 
     async def beat(self) -> None:
         """Write a comment to every open stream, every interval, until cancelled.
-        Concurrently: a client that does not read holds up its own stream only."""
+
+        Only to streams with nothing waiting to be sent: those are not idle, and a
+        write to a client that does not read could wait for as long as it does not
+        (an empty buffer never makes a write wait).
+        """
         while True:
             await asyncio.sleep(self._interval)
-            await asyncio.gather(*map(_beat, list(self._open)))
-
-
-async def _beat(response: web.StreamResponse) -> None:
-    # A stream whose client has gone ends in its own handler, cancelled.
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await response.write(HEARTBEAT)
+            for response, transport in list(self._open.items()):
+                if transport.is_closing() or transport.get_write_buffer_size():
+                    continue
+                # A stream whose client has gone ends in its own handler, cancelled.
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await response.write(HEARTBEAT)

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aggregator.gateway import GATEWAY, create_app
+from aggregator.gateway._events import Streams
 from aggregator.testing import ManualClock
 from contracts import Problem, WorkflowStatus
 from tests.gateway.harness import gateway_settings, running_gateway
@@ -337,3 +338,47 @@ async def test_a_client_that_leaves_stops_the_poller(participants: LoopbackParti
         metrics = await (await gw.client.get("/metrics")).text()
     assert len(participants.requests_to("payment")) == 1
     assert "aggregator_watchers 0.0" in metrics
+
+
+class _Transport:
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.pending
+
+
+class _Response:
+    """Records what is written; a write to a stalled client never returns."""
+
+    def __init__(self, stalled: bool) -> None:
+        self.stalled = stalled
+        self.written: list[bytes] = []
+        self.beaten = asyncio.Event()
+
+    async def write(self, data: bytes) -> None:
+        if self.stalled:
+            await asyncio.Event().wait()
+        self.written.append(data)
+        self.beaten.set()
+
+
+async def test_a_client_that_does_not_read_holds_up_no_other_stream_s_heartbeat() -> None:
+    streams = Streams(heartbeat=0.001)
+    stalled, idle = _Response(stalled=True), _Response(stalled=False)
+    beating = asyncio.create_task(streams.beat())
+    try:
+        with (
+            streams.opened(stalled, _Transport(pending=70_000)),  # type: ignore[arg-type]
+            streams.opened(idle, _Transport(pending=0)),  # type: ignore[arg-type]
+        ):
+            for _ in range(3):  # three rounds: none waits on the stalled client
+                idle.beaten.clear()
+                await asyncio.wait_for(idle.beaten.wait(), timeout=30)
+    finally:
+        beating.cancel()
+    assert idle.written[:3] == [b": heartbeat\n\n"] * 3
+    assert stalled.written == []
