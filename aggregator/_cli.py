@@ -361,23 +361,21 @@ def _parser(*, describe_plugins: bool = False) -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     run.add_argument("--log-json", action="store_true", help="log JSON lines")
 
-    one = commands.add_parser("status", help="show one workflow's status")
-    one.add_argument("workflow_id")
-    source = one.add_mutually_exclusive_group()
-    source.add_argument("--gateway", metavar="URL", help="ask a running gateway")
-    source.add_argument("--config", help="ask the participants directly, with this file")
-    one.add_argument("--api-key", help="credential for a gateway with authentication on")
-    one.add_argument("--json", action="store_true", help="print the JSON answer")
-
-    follow = commands.add_parser(
-        "watch", help="follow one workflow's status: a line per change, until it is over"
-    )
-    follow.add_argument("workflow_id")
-    source = follow.add_mutually_exclusive_group()
-    source.add_argument("--gateway", metavar="URL", help="watch through a running gateway")
-    source.add_argument("--config", help="ask the participants directly, with this file")
-    follow.add_argument("--api-key", help="credential for a gateway with authentication on")
-    follow.add_argument("--json", action="store_true", help="print a JSON line per change")
+    for name, said, json_help in (
+        ("status", "show one workflow's status", "print the JSON answer"),
+        (
+            "watch",
+            "follow one workflow's status: a line per change, until it is over",
+            "print a JSON line per change",
+        ),
+    ):
+        one = commands.add_parser(name, help=said)
+        one.add_argument("workflow_id")
+        source = one.add_mutually_exclusive_group()
+        source.add_argument("--gateway", metavar="URL", help="through a running gateway")
+        source.add_argument("--config", help="ask the participants directly, with this file")
+        one.add_argument("--api-key", help="credential for a gateway with authentication on")
+        one.add_argument("--json", action="store_true", help=json_help)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument(

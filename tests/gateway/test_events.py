@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,11 +13,12 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from aggregator import Settings
 from aggregator.gateway import GATEWAY, create_app
 from aggregator.gateway._events import Streams
 from aggregator.testing import ManualClock
 from contracts import Problem, WorkflowStatus
-from tests.gateway.harness import gateway_settings, running_gateway
+from tests.gateway.harness import Running, gateway_settings, running_gateway
 from tests.loopback import LoopbackParticipants, answer, healthy
 
 TTL = 2.0
@@ -78,7 +80,7 @@ async def eventually(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
-def watch_settings(participants: LoopbackParticipants, **overrides: Any) -> Any:
+def watch_settings(participants: LoopbackParticipants, **overrides: Any) -> Settings:
     no_retry = {"protection": {"retry": False}}
     return gateway_settings(
         participants,
@@ -91,23 +93,31 @@ def watch_settings(participants: LoopbackParticipants, **overrides: Any) -> Any:
 PATHS = ("payment", "inventory", "shipping")
 
 
+@asynccontextmanager
+async def watching(
+    settings: Settings, clock: ManualClock, workflow_id: str = "order-42"
+) -> AsyncIterator[tuple[Running, Stream]]:
+    """A gateway on ``clock`` and one open stream of ``workflow_id``."""
+    async with (
+        running_gateway(settings, clock=clock) as gw,
+        gw.client.get(f"/workflows/{workflow_id}/events") as response,
+    ):
+        yield gw, Stream(response)
+
+
 async def test_the_first_event_is_the_status_the_status_route_gives(
     participants: LoopbackParticipants,
 ) -> None:
     healthy(participants)
     clock = ManualClock()
-    async with (
-        running_gateway(watch_settings(participants), clock=clock) as gw,
-        gw.client.get("/workflows/order-42/events") as response,
-    ):
-        stream = Stream(response)
+    async with watching(watch_settings(participants), clock) as (gw, stream):
         first = await stream.next()
         status = await gw.client.get("/workflows/order-42/status")
         body = await status.read()
-    assert response.status == 200
-    assert response.headers["Content-Type"] == "text/event-stream"
-    assert response.headers["Cache-Control"] == "no-store"
-    assert len(response.headers["X-Request-ID"]) == 32
+    assert stream.response.status == 200
+    assert stream.response.headers["Content-Type"] == "text/event-stream"
+    assert stream.response.headers["Cache-Control"] == "no-store"
+    assert len(stream.response.headers["X-Request-ID"]) == 32
     assert stream.retry == [2000]
     assert first is not None and first.kind == "status"
     assert first.id == status.headers["ETag"]
@@ -125,11 +135,7 @@ async def test_an_event_per_change_never_for_ages_alone(
 ) -> None:
     healthy(participants)
     clock = ManualClock()
-    async with (
-        running_gateway(watch_settings(participants), clock=clock) as gw,
-        gw.client.get("/workflows/order-42/events") as response,
-    ):
-        stream = Stream(response)
+    async with watching(watch_settings(participants), clock) as (_gw, stream):
         first = await stream.next()
         await clock.sleeping()
         clock.advance(TTL)  # asked again: the same parts, older
@@ -203,11 +209,7 @@ async def test_a_participant_going_dark_and_back_is_an_event_each_way(
     async def down(_: web.Request) -> web.StreamResponse:
         return web.Response(status=503)
 
-    async with (
-        running_gateway(watch_settings(participants), clock=clock) as gw,
-        gw.client.get("/workflows/order-42/events") as response,
-    ):
-        stream = Stream(response)
+    async with watching(watch_settings(participants), clock) as (_gw, stream):
         await stream.next()
         await clock.sleeping()
         participants.behaviours["shipping"] = down
@@ -288,11 +290,7 @@ async def test_with_auth_a_stream_is_per_tenant_and_private(
 async def test_idle_streams_get_heartbeats(participants: LoopbackParticipants) -> None:
     healthy(participants)
     settings = watch_settings(participants, watch={"heartbeat_ms": 20})
-    async with (
-        running_gateway(settings, clock=ManualClock()) as gw,
-        gw.client.get("/workflows/order-42/events") as response,
-    ):
-        stream = Stream(response)
+    async with watching(settings, ManualClock()) as (_gw, stream):
         await stream.next()
         heartbeat = await asyncio.wait_for(_comment(stream), timeout=30)
     assert heartbeat == "heartbeat"
