@@ -1,7 +1,8 @@
 """Embed the aggregator in your own asyncio program.
 
 Starts three tiny participant services on 127.0.0.1 (free ports), then asks the
-aggregator for a few workflows' statuses and prints them. Run it with:
+aggregator for a few workflows' statuses and prints them, and follows one until it
+is over. Run it with:
 
     .venv/bin/python examples/embedding.py
 """
@@ -69,6 +70,11 @@ async def main() -> int:
             print(json.dumps(one.model_dump(mode="json"), indent=2))
             for status in await agg.status_many(["order-1", "order-2", "order-3", "order-4"]):
                 print(f"{status.workflow_id}: {status.status} (complete: {status.complete})")
+            # Follow order-1 as it changes, until it is over: its parcel arrives meanwhile,
+            # and the watch sees it when the cached parts expire (cache.ttl_ms).
+            async for status in agg.watch("order-1"):
+                print(f"watching order-1: {status.status}")
+                KNOWN[("order-1", "shipping")] = "delivered"
     finally:
         for runner in runners:
             await runner.cleanup()

@@ -20,9 +20,11 @@ def test_the_embedding_example_runs() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
-    assert lines[-4:] == [
+    assert lines[-6:] == [
         "order-1: in_transit (complete: True)",
         "order-2: compensated (complete: True)",
         "order-3: payment_pending (complete: True)",
         "order-4: unknown (complete: True)",
+        "watching order-1: in_transit",
+        "watching order-1: delivered",
     ]
