@@ -219,6 +219,7 @@ class GatewaySettings(_Settings):
         description="Allocations between young garbage collections in the gateway's "
         "processes (Python's default is 700); 0 leaves the collector alone.",
     )
+    ui: bool = Field(False, description="Serve the operator page at /ui.")
     auth: AuthSettings = AuthSettings()
 
 

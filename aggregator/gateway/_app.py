@@ -58,6 +58,7 @@ from ._render import (
     code_of,
     etag_of,
 )
+from ._ui import OperatorPage
 from ._workers import DIRECTORY_ENV, Exchange
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -459,6 +460,7 @@ def create_app(
         max_batch=settings.gateway.max_batch,
         auth=settings.gateway.auth.enabled,
         id_pattern=settings.id_pattern,
+        ui=settings.gateway.ui,
     )
     app = web.Application(client_max_size=_BODY_LIMIT, handler_args=HTTP_LIMITS)
     app[GATEWAY] = gateway = Gateway(
@@ -512,6 +514,12 @@ def create_app(
         ("/openapi.json", openapi),
     ):
         app.router.add_get(path, _guarded(handler, gateway, path, workflows=False))
+    if settings.gateway.ui:
+        ui = OperatorPage()
+        # No authentication for the files: the page asks for the key, and its data
+        # requests carry it.
+        for path, page_handler in (("/ui", ui.page), ("/ui/{asset}", ui.asset)):
+            app.router.add_get(path, _guarded(page_handler, gateway, path, workflows=False))
     # Last, tried after every other route: any other method and path.
     app.router.add_route(
         "*", r"/{path:[\s\S]*}", _guarded(_unmatched, gateway, "unmatched", workflows=None)

@@ -50,8 +50,43 @@ def _head_of(get: dict[str, Any]) -> dict[str, Any]:
     return head
 
 
-def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str, Any]:
-    """``id_pattern`` is matched in full, as the gateway does (JSON Schema's is not)."""
+def _ui_paths() -> dict[str, Any]:
+    """The operator page (``gateway.ui``): static files, no authentication of their own."""
+    page = {
+        "summary": "The operator page",
+        "responses": {
+            "200": {
+                "description": "The page; its script reads the workflows API.",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            },
+            "304": {"description": "Unchanged since the ETag given."},
+        },
+    }
+    asset = {
+        "summary": "One of the operator page's files",
+        "parameters": [
+            {"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": {
+            "200": {
+                "description": "The file: a style sheet, a script or an icon.",
+                "content": {"*/*": {"schema": {"type": "string"}}},
+            },
+            "304": {"description": "Unchanged since the ETag given."},
+            "404": _problem("No such file."),
+        },
+    }
+    return {
+        path: {"get": get, "head": _head_of(get)}
+        for path, get in (("/ui", page), ("/ui/{asset}", asset))
+    }
+
+
+def openapi_document(
+    *, max_batch: int, auth: bool, id_pattern: str, ui: bool = False
+) -> dict[str, Any]:
+    """``id_pattern`` is matched in full, as the gateway does (JSON Schema's is not);
+    ``ui`` adds the operator page's routes."""
     _, schemas = models_json_schema(
         [
             (WorkflowStatus, "serialization"),
@@ -235,6 +270,8 @@ def openapi_document(*, max_batch: int, auth: bool, id_pattern: str) -> dict[str
         path: {"get": get, "head": _head_of(get)} for path, get in gets.items()
     }
     paths["/workflows/{workflow_id}/events"] = {"get": events_get}
+    if ui:
+        paths.update(_ui_paths())
     paths["/workflows/status:batch"] = {
         "post": {
             "operationId": "getWorkflowStatuses",
