@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-test lint test demo bench schemas clean
+.PHONY: install install-test lint browser test demo bench schemas screenshot clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required" if sys.version_info < (3, 11) else 0)'
@@ -27,7 +27,14 @@ lint: install-test
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# The browser tests drive Debian's chromium: Playwright's own browser download needs
+# the internet. As root the package is installed; anyone else is told the command.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	  else echo "chromium is missing; install it with: sudo sh -c 'apt-get update && apt-get install -y chromium'" >&2; exit 1; fi; }
+
+test: lint browser
 	$(VENV)/bin/pytest
 
 # make demo DEMO_ARGS="--duration 30" ends by itself with a summary.

@@ -179,7 +179,7 @@ function render(status) {
   renderedAt = performance.now();
   $("workflow-heading").textContent = status.workflow_id;
   const statusNode = $("status");
-  statusNode.textContent = humanise(status.status);
+  statusNode.textContent = status.status; // the API's word, as logs and the CLI say it
   statusNode.dataset.tone = GOOD.has(status.status) ? "good" : BAD.has(status.status) ? "bad" : "neutral";
   $("complete").textContent = status.complete
     ? "yes"
@@ -354,7 +354,7 @@ class Watch {
       remember(this.id);
       if (event.type === "final") {
         final = true;
-        say("final", `final: ${this.id} is ${humanise(status.status)}; the stream has ended`);
+        say("final", `final: ${this.id} is ${status.status}; the stream has ended`);
         connection.abort(); // the server ends it too; nothing more will come
       } else {
         say("live", "live: updates as the workflow changes");
@@ -496,8 +496,11 @@ function inFlightItem(result) {
   const item = element("li");
   item.append(idLink(result.workflow_id), " ");
   const status = result.status;
-  if (status) {
-    const text = element("span", humanise(status.status), "status");
+  if (result.problem) {
+    // 404 and 503 entries carry a status too ("unknown"): the problem says it better.
+    item.append(element("span", result.problem.title, "note"));
+  } else if (status) {
+    const text = element("span", status.status, "status");
     text.dataset.tone = GOOD.has(status.status) ? "good" : BAD.has(status.status) ? "bad" : "neutral";
     item.append(text);
     if (!status.complete) item.append(" ", badge("incomplete", "warn", "flag"));
@@ -505,8 +508,6 @@ function inFlightItem(result) {
       const count = status.anomalies.length;
       item.append(" ", badge(`${count} ${count === 1 ? "anomaly" : "anomalies"}`, "bad", "flag"));
     }
-  } else if (result.problem) {
-    item.append(element("span", result.problem.title, "note"));
   }
   return item;
 }
