@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 import aiohttp
+from aiohttp import web
 from rich.console import Console, RenderableType
 from rich.live import Live
 
@@ -80,6 +81,11 @@ class Options:
         )
 
 
+# The page's list of orders in flight is fed by the demo (the gateway knows no orders):
+# the latest ones, newest first, as many as the live table shows.
+ORDERS_PATH = "/demo/orders"
+RECENT_ORDERS = 14
+
 # The gateway's settings the demo's deadlines depend on.
 TTL_MS = 2_000
 BREAKER_RESET_MS = 1_000
@@ -126,6 +132,11 @@ class Summary:
         ]
 
 
+def page_url(gateway_url: str) -> str:
+    """The operator page, listing the demo's latest orders."""
+    return f"{gateway_url}/ui?ids_url={ORDERS_PATH}"
+
+
 class Demo:
     def __init__(self, options: Options, out: TextIO, live: bool) -> None:
         self.options = options
@@ -170,10 +181,11 @@ class Demo:
                     "cache": {"ttl_ms": TTL_MS},
                     # Seconds, not minutes: a stuck order shows while the demo runs.
                     "anomalies": {"after_ms": dict.fromkeys(DURATION_CODES, stuck_ms)},
-                    "gateway": {"host": o.host, "port": o.gateway_port},
+                    "gateway": {"host": o.host, "port": o.gateway_port, "ui": True},
                 }
             )
             app = create_app(settings)
+            app.router.add_get(ORDERS_PATH, self._recent_orders)
             runner = await listen(app, o.host, o.gateway_port, "the gateway")
             try:
                 url = f"http://{o.host}:{runner.addresses[0][1]}"
@@ -181,10 +193,15 @@ class Demo:
             finally:
                 await runner.cleanup()
 
+    async def _recent_orders(self, _: web.Request) -> web.StreamResponse:
+        """The ids the operator page lists as orders in flight."""
+        return web.json_response(self.tracker.order[-RECENT_ORDERS:][::-1])
+
     async def _drive(
         self, run: Choreography, gateway_url: str, aggregator: StatusAggregator
     ) -> Summary:
         self._say(f"gateway {gateway_url}")
+        self._say(f"page: {page_url(gateway_url)}")
         self._say(f"try: curl -s {gateway_url}/workflows/order-0001/status")
         self._say(f"or:  status-aggregator status order-0001 --gateway {gateway_url}")
         loop = asyncio.get_running_loop()
@@ -245,6 +262,7 @@ class Demo:
         return screen(
             self.tracker,
             gateway_url=gateway_url,
+            page_url=page_url(gateway_url),
             outage=self.outage,
             footer=self._footer(aggregator),
         )

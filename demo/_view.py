@@ -152,6 +152,7 @@ def screen(
     tracker: Tracker,
     *,
     gateway_url: str,
+    page_url: str,
     outage: str | None,
     footer: str,
     rows: int = 14,
@@ -159,7 +160,9 @@ def screen(
     example = tracker.order[-1] if tracker.order else "order-0001"
     header = Text.assemble(
         ("Choreography demo", "bold"),
-        f"  gateway {gateway_url}\n",
+        f"  gateway {gateway_url}",
+        ("   page: ", "dim"),
+        f"{page_url}\n",
         ("try: ", "dim"),
         f"curl -s {gateway_url}/workflows/{example}/status",
         ("   or: ", "dim"),

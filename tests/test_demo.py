@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def test_make_demo_runs_and_ends_with_a_summary() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "gateway http://127.0.0.1:" in out
+    assert re.search(r"^page: http://127\.0\.0\.1:\d+/ui\?ids_url=/demo/orders$", out, re.M)
     assert "status-aggregator status order-0001 --gateway http://127.0.0.1:" in out
     assert "outage: payment goes dark for 0.5 s" in out
     assert "outage: payment answers again" in out
@@ -92,6 +94,7 @@ async def test_the_live_view_shows_orders_parts_and_outages() -> None:
     screen = out.getvalue()
     assert "Choreography demo" in screen and "workflow" in screen and "shipping" in screen
     assert "outage: payment has gone dark" in screen
+    assert "/ui?ids_url=/demo/orders" in screen
     assert "order-0001" in screen
     assert summary.orders >= 5 and summary.outages >= 1
     assert summary.cache_hits + summary.cache_misses > 0
