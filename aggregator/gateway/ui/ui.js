@@ -113,6 +113,8 @@ const BAD = new Set(["payment_failed", "cancelled", "compensated", "compensating
 // Shown in their own rows: the rest of a participant's view is listed after them.
 const SHOWN_APART = new Set(["workflow_id", "state", "version", "updated_at"]);
 
+const tone = (status) => (GOOD.has(status) ? "good" : BAD.has(status) ? "bad" : "neutral");
+
 /** The source badge: live, cache, stale 12 s, or missing: why. */
 function sourceBadge(part, extraMs) {
   if (part.source === null || part.source === undefined) {
@@ -133,13 +135,28 @@ function badge(text, tone, className) {
 
 function row(list, term, value) {
   const wrap = element("div");
-  wrap.append(element("dt", term), element("dd", value));
+  const detail = element("dd");
+  detail.append(value);
+  wrap.append(element("dt", term), detail);
   list.append(wrap);
 }
 
+/** One value of a participant's view, as text: an object as "key value, ...". */
+function viewText(value) {
+  if (value === null || typeof value !== "object") return String(value);
+  if (Array.isArray(value)) return value.map(viewText).join(", ");
+  return Object.entries(value)
+    .map(([key, inner]) => `${humanise(key)} ${viewText(inner)}`)
+    .join(", ");
+}
+
+/** A list (the items of an order, say) one entry a line; anything else as text. */
 function viewValue(value) {
-  if (Array.isArray(value) && value.length === 0) return "none";
-  return value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
+  if (!Array.isArray(value)) return viewText(value);
+  if (value.length === 0) return "none";
+  const list = element("ul", null, "view-list");
+  list.append(...value.map((item) => element("li", viewText(item))));
+  return list;
 }
 
 function card(name, part) {
@@ -158,8 +175,8 @@ function card(name, part) {
   if (part.source === "stale") sourceNode.dataset.staleAgeMs = String(part.age_ms ?? 0);
   badges.append(" ", sourceNode);
   const facts = element("dl", null, "facts");
-  row(facts, "State", part.state ?? "none");
-  row(facts, "Version", part.version ?? "none");
+  row(facts, "State", String(part.state ?? "none"));
+  row(facts, "Version", String(part.version ?? "none"));
   row(facts, "Updated", when(part.updated_at));
   for (const [field, value] of Object.entries(part.view ?? {})) {
     if (!SHOWN_APART.has(field)) row(facts, humanise(field), viewValue(value));
@@ -180,11 +197,10 @@ function render(status) {
   $("workflow-heading").textContent = status.workflow_id;
   const statusNode = $("status");
   statusNode.textContent = status.status; // the API's word, as logs and the CLI say it
-  statusNode.dataset.tone = GOOD.has(status.status) ? "good" : BAD.has(status.status) ? "bad" : "neutral";
-  $("complete").textContent = status.complete
-    ? "yes"
-    : "no: some parts are missing, stale or not answered";
-  $("complete").dataset.tone = status.complete ? "good" : "warn";
+  statusNode.dataset.tone = tone(status.status);
+  const complete = $("complete");
+  complete.replaceChildren(badge(status.complete ? "yes" : "no", status.complete ? "good" : "warn", "flag"));
+  if (!status.complete) complete.append(" ", element("span", "some parts are missing or stale", "note"));
   $("derived-from").textContent = status.derived_from.length ? status.derived_from.join(", ") : "none";
   $("since").textContent = when(status.since);
   $("definition").textContent = status.workflow;
@@ -494,19 +510,18 @@ async function inFlightIds(given, idsUrl) {
 
 function inFlightItem(result) {
   const item = element("li");
-  item.append(idLink(result.workflow_id), " ");
+  const said = element("span", null, "said");
+  item.append(idLink(result.workflow_id), " ", said);
   const status = result.status;
   if (result.problem) {
     // 404 and 503 entries carry a status too ("unknown"): the problem says it better.
-    item.append(element("span", result.problem.title, "note"));
+    said.append(element("span", result.problem.title, "note"));
   } else if (status) {
-    const text = element("span", status.status, "status");
-    text.dataset.tone = GOOD.has(status.status) ? "good" : BAD.has(status.status) ? "bad" : "neutral";
-    item.append(text);
-    if (!status.complete) item.append(" ", badge("incomplete", "warn", "flag"));
+    said.append(badge(status.status, tone(status.status), "status"));
+    if (!status.complete) said.append(" ", badge("incomplete", "warn", "flag"));
     if (status.anomalies.length) {
       const count = status.anomalies.length;
-      item.append(" ", badge(`${count} ${count === 1 ? "anomaly" : "anomalies"}`, "bad", "flag"));
+      said.append(" ", badge(`${count} ${count === 1 ? "anomaly" : "anomalies"}`, "bad", "flag"));
     }
   }
   return item;
