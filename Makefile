@@ -41,6 +41,10 @@ test: lint browser
 demo: install
 	$(VENV)/bin/status-aggregator demo $(DEMO_ARGS)
 
+# The README's picture of the operator page, from a real demo run.
+screenshot: install-test browser
+	$(PY) -m tests.browser.screenshot docs/ui.png
+
 schemas: install
 	$(PY) -m contracts schemas
 
