@@ -4,10 +4,15 @@ tests/browser, drives the page itself)."""
 
 from __future__ import annotations
 
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 from yarl import URL
 
+from aggregator.gateway._ui import CONTENT_TYPES
 from contracts import Problem
 from tests.gateway.harness import gateway_settings, running_gateway
 from tests.loopback import LoopbackParticipants
@@ -105,3 +110,15 @@ async def test_openapi_lists_the_page_when_it_is_on(participants: LoopbackPartic
     described = {(path, method) for path, item in document["paths"].items() for method in item}
     assert routes == described
     assert {"/ui", "/ui/{asset}"} <= set(document["paths"])
+
+
+def test_every_file_of_the_page_ships_in_the_package_and_is_served() -> None:
+    """A file added to the page must be in the wheel (package data) and in the list
+    served; a file lying there unlisted would be neither shipped on purpose nor served."""
+    root = Path(__file__).parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["setuptools"]["package-data"]["aggregator"]
+    folder = root / "aggregator" / "gateway" / "ui"
+    assert sorted(path.name for path in folder.iterdir()) == sorted(CONTENT_TYPES)
+    for name in CONTENT_TYPES:
+        assert any(fnmatch(f"gateway/ui/{name}", pattern) for pattern in shipped), name

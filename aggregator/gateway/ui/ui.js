@@ -310,6 +310,7 @@ class Watch {
     if (this.lastEventId !== null) headers["Last-Event-ID"] = this.lastEventId;
     const sent = headers["X-API-Key"] ?? null;
     if (this.failures === 0) say("connecting", `connecting to the events of ${this.id}…`);
+    else say("down", "stream down, reconnecting…");
     let response;
     try {
       response = await fetch(workflowUrl(this.id, "events"), {
@@ -356,6 +357,8 @@ class Watch {
       silence = setTimeout(() => connection.abort(), SILENCE_MS);
     };
     const parser = new EventStreamParser((event) => {
+      // A chunk read just before this watch was stopped must not paint over the next.
+      if (this.stopped) return;
       if (event.type !== "status" && event.type !== "final") return;
       let status;
       try {
