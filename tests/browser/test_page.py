@@ -165,8 +165,11 @@ async def test_an_ids_url_elsewhere_is_refused(page_tab: Tab, running: Stack) ->
     assert all(url.startswith(running.url) for url in requested), requested
 
 
-async def test_every_control_has_a_label(page_tab: Tab, running: Stack) -> None:
+async def test_every_control_is_labelled_and_the_keyboard_reaches_it(
+    page_tab: Tab, running: Stack
+) -> None:
     page = page_tab.page
+    await given(running, "order-7006", SCHEDULED)
     await page.goto(f"{running.url}/ui")
     unlabelled = await page.evaluate(
         """[...document.querySelectorAll("input, button, select, textarea")]
@@ -174,6 +177,21 @@ async def test_every_control_has_a_label(page_tab: Tab, running: Stack) -> None:
              .map((c) => c.outerHTML)"""
     )
     assert unlabelled == []
+    # The id field has the focus; before it comes only the link past the header.
+    await page.keyboard.press("Shift+Tab")
+    await expect(page.get_by_role("link", name="Skip to the workflow")).to_be_focused()
+    await page.keyboard.press("Tab")
+    # Tab goes on from the field to its button, and Enter presses it.
+    await page.keyboard.type("order-7006")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Show")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#status")).to_have_text("shipment_scheduled", timeout=PATIENCE_MS)
+    # The skip link takes the focus to the workflow, and leaves the workflow shown.
+    await page.get_by_role("link", name="Skip to the workflow").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("main")).to_be_focused()
+    assert page.url.endswith("#order-7006")
 
 
 async def test_with_auth_on_a_wrong_key_is_refused_and_a_right_one_kept_for_the_session(

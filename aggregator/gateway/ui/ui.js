@@ -585,6 +585,11 @@ function start() {
   $("lookup").addEventListener("submit", lookUp);
   $("key-form").addEventListener("submit", useKey);
   $("forget-key").addEventListener("click", forgetKey);
+  // The hash names the workflow shown: the skip link moves the focus, not the hash.
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    $("main").focus();
+  });
   $("forget-key").hidden = apiKey() === null;
   window.addEventListener("hashchange", () => {
     const id = idFromHash();
