@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
 from types import TracebackType
 
 from contracts import QUERY_HEADERS, Source, WorkflowStatus
@@ -73,6 +74,7 @@ class StatusAggregator:
             self._answer,
             self.definition,
             ttl=self._ttl,
+            clock=clock,
             sleep=sleep,
             max_total=settings.watch.max_watchers,
             max_per_workflow=settings.watch.max_watchers_per_workflow,
@@ -202,7 +204,7 @@ class StatusAggregator:
 
     async def watch(
         self, workflow_id: str, *, scope: str = "", headers: Mapping[str, str] | None = None
-    ) -> AsyncIterator[WorkflowStatus]:
+    ) -> AsyncGenerator[WorkflowStatus, None]:
         """The workflow's status now, then each time what it says changes (never for a
         mere change of ages); ends once the workflow is over (a final status).
 
@@ -217,8 +219,10 @@ class StatusAggregator:
         breaking out early). Raises InvalidWorkflowId, and TooManyWatchers beyond
         ``watch.max_watchers`` or ``watch.max_watchers_per_workflow``.
         """
-        async for change in self.changes(workflow_id, scope=scope, headers=headers):
-            yield change.answer.status()
+        # Closed with this iterator, not when collected: its watcher leaves at once.
+        async with aclosing(self.changes(workflow_id, scope=scope, headers=headers)) as changes:
+            async for change in changes:
+                yield change.answer.status()
 
     def changes(
         self, workflow_id: str, *, scope: str = "", headers: Mapping[str, str] | None = None

@@ -23,6 +23,11 @@ from ._rules import WorkflowDefinition
 from ._stage import Key
 
 AnswerFor = Callable[[Key, Mapping[str, str] | None], Awaitable[Answer]]
+_NEVER, _ALWAYS = float("-inf"), float("inf")  # Rendering.expires without a part's expiry
+# The shortest wait between polls: a timer may fire up to the event loop's resolution
+# early (a millisecond with uvloop), and a part then still fresh is waited for again,
+# not in a loop of wake-ups within that millisecond.
+_MIN_WAIT = 0.001
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -43,7 +48,7 @@ class Change:
 class _Watch:
     """One workflow's poller and what it last found."""
 
-    __slots__ = ("changed", "error", "key", "latest", "task", "watchers")
+    __slots__ = ("changed", "closed", "error", "key", "latest", "task", "watchers")
 
     def __init__(self, key: Key) -> None:
         self.key = key
@@ -51,12 +56,13 @@ class _Watch:
         self.error: BaseException | None = None  # why the poller stopped, if it failed
         self.watchers = 0
         self.task: asyncio.Task[None] | None = None
+        self.closed = False  # ended by the aggregator closing, the poller run or not
         # Set, and replaced by a new one, at each change and at the end.
         self.changed = asyncio.Event()
 
     @property
     def ended(self) -> bool:
-        return self.task is not None and self.task.done()
+        return self.closed or (self.task is not None and self.task.done())
 
     def tell(self, change: Change | None) -> None:
         if change is not None:
@@ -70,6 +76,7 @@ class Watches:
 
     __slots__ = (
         "_answer",
+        "_clock",
         "_definition",
         "_max_per_workflow",
         "_max_total",
@@ -85,6 +92,7 @@ class Watches:
         definition: WorkflowDefinition,
         *,
         ttl: float,
+        clock: Callable[[], float],
         sleep: Sleep,
         max_total: int,
         max_per_workflow: int,
@@ -92,6 +100,7 @@ class Watches:
         self._answer = answer
         self._definition = definition
         self._ttl = ttl
+        self._clock = clock
         self._sleep = sleep
         self._max_total = max_total
         self._max_per_workflow = max_per_workflow
@@ -162,8 +171,7 @@ class Watches:
                     watch.tell(Change(answer, final))
                 if final:
                     break
-                fresh = answer.freshness()
-                await self._sleep(fresh if fresh > 0 else self._ttl)
+                await self._sleep(self._until_next(answer))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # told to every watcher, who raises it
@@ -175,6 +183,18 @@ class Watches:
             # runs their continuations after this one.
             asyncio.get_running_loop().call_soon(watch.tell, None)
 
+    def _until_next(self, answer: Answer) -> float:
+        """Seconds until the next poll: until the first shown part leaves the cache (or
+        a duration anomaly falls due); a time to live when no part shown is fresh
+        (stale, tentative, or none fetched)."""
+        expires = answer.rendering.expires
+        if expires in (_NEVER, _ALWAYS):
+            return self._ttl
+        # From the clock, not the answer's time (rounded to the millisecond): a part
+        # that expires within that millisecond is asked for in the next poll, not a
+        # time to live later.
+        return max(expires - self._clock(), _MIN_WAIT)
+
     def _is_final(self, answer: Answer) -> bool:
         rendering = answer.rendering
         if not rendering.verdict.complete or rendering.stale or rendering.tentative:
@@ -185,6 +205,8 @@ class Watches:
     def close(self) -> None:
         """End every watch: their watchers' iterators end (the aggregator is closing)."""
         for watch in list(self._watches.values()):
+            watch.closed = True
             if watch.task is not None:
-                watch.task.cancel()
+                watch.task.cancel()  # a poller not yet started never runs its finally
+            watch.tell(None)
         self._watches.clear()

@@ -13,9 +13,11 @@ from aggregator import (
     Change,
     InvalidWorkflowId,
     NotOpen,
+    OutboundRequest,
     StatusAggregator,
     TooManyWatchers,
     TransportFailure,
+    TransportResponse,
 )
 from aggregator.testing import ManualClock
 from contracts import ErrorKind, Outcome, Source
@@ -85,6 +87,39 @@ async def test_cached_parts_are_not_asked_for_early() -> None:
         clock.advance(0.01)
         await clock.sleeping()
         assert network.calls("payment") == 2
+
+
+async def test_a_part_that_expires_while_another_is_fetched_is_asked_for_next() -> None:
+    """The poller wakes at the payment's expiry; while the payment is fetched again,
+    the inventory's part (cached a fraction of a millisecond later) expires too.
+    It is asked for a moment later, not a whole time to live late."""
+    network, clock = FakeNetwork(), ManualClock()
+    start = clock.now
+    calls = {"payment": 0, "inventory": 0}
+
+    async def payment(_: OutboundRequest) -> TransportResponse:
+        calls["payment"] += 1
+        if calls["payment"] == 2:
+            clock.advance(0.0005)  # a slower call: the inventory's part expires meanwhile
+        return ok("payment", "o-1", "captured")
+
+    async def inventory(_: OutboundRequest) -> TransportResponse:
+        calls["inventory"] += 1
+        if calls["inventory"] == 1:
+            clock.advance(0.0002)  # fetched just after the payment
+        return ok("inventory", "o-1", "reserved")
+
+    network.set("payment", payment)
+    network.set("inventory", inventory)
+    async with watched(network, clock) as agg, aclosing(agg.changes("o-1")) as changes:
+        await next_change(changes)
+        await clock.sleeping()
+        clock.advance(start + TTL - clock.now)  # the payment's expiry
+        await clock.sleeping()
+        assert calls == {"payment": 2, "inventory": 1}
+        clock.advance(0.001)
+        await clock.sleeping()
+    assert calls == {"payment": 2, "inventory": 2}
 
 
 async def test_watchers_of_one_workflow_share_one_poller() -> None:
@@ -236,3 +271,29 @@ async def test_watching_outside_async_with_raises_not_open() -> None:
     agg = watched(FakeNetwork(), ManualClock())
     with pytest.raises(NotOpen):
         await anext(agg.changes("o-1"))
+
+
+async def test_closing_ends_a_watch_whose_poller_has_not_run_yet() -> None:
+    network, clock = FakeNetwork(), ManualClock()
+    all_states(network, "o-1", payment="captured")
+    agg = watched(network, clock)
+    async with agg:
+
+        async def watch() -> list[str]:
+            return [status.status async for status in agg.watch("o-1")]
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0)  # the watcher has joined; its poller has not run
+        assert agg.watches.workflows == 1
+    assert await asyncio.wait_for(watcher, timeout=30) == []
+    assert network.calls("payment") == 0
+
+
+async def test_leaving_a_watch_early_stops_its_poller_at_once() -> None:
+    network, clock = FakeNetwork(), ManualClock()
+    all_states(network, "o-1", payment="captured")
+    async with watched(network, clock) as agg:
+        async with aclosing(agg.watch("o-1")) as statuses:
+            async for _ in statuses:
+                break
+        assert (agg.watches.workflows, agg.watches.watchers) == (0, 0)
