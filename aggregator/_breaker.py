@@ -67,6 +67,11 @@ class CircuitBreaker:
         return self._opened_at + self._reset_after
 
     @property
+    def threshold(self) -> int:
+        """Consecutive failures that open the circuit."""
+        return self._threshold
+
+    @property
     def consecutive_failures(self) -> int:
         return self._failures
 

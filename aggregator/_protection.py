@@ -99,7 +99,9 @@ class Protection:
         return TransportFailure(
             Outcome.UNAVAILABLE,
             ErrorKind.CIRCUIT_OPEN,
-            f"circuit open after {self.breaker.consecutive_failures} consecutive failures",
+            # What opened it, not the running count: a failed probe each reset period
+            # would otherwise change the answer (its validator, a watcher's event).
+            f"circuit open after {self.breaker.threshold} consecutive failures",
         )
 
     def _expire(self, task: asyncio.Task[object]) -> None:
