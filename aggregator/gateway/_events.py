@@ -20,6 +20,9 @@ from ._render import etag_of
 
 CONTENT_TYPE = "text/event-stream"
 HEARTBEAT = b": heartbeat\n\n"
+# Heartbeats written in one turn of the event loop: 10,000 at once held events back
+# for up to 200 ms (bench/RESULTS.md).
+_BEATS_A_TURN = 256
 
 
 @lru_cache(maxsize=256)  # the changes being written now; framing one again is cheap
@@ -72,7 +75,9 @@ class Streams:
         """
         while True:
             await asyncio.sleep(self._interval)
-            for response, transport in list(self._open.items()):
+            for count, (response, transport) in enumerate(list(self._open.items()), 1):
+                if count % _BEATS_A_TURN == 0:
+                    await asyncio.sleep(0)  # events waiting to go out go first
                 if transport.is_closing() or transport.get_write_buffer_size():
                     continue
                 # A stream whose client has gone ends in its own handler, cancelled.
