@@ -204,6 +204,7 @@ class Demo:
         self._say(f"page: {page_url(gateway_url)}")
         self._say(f"try: curl -s {gateway_url}/workflows/order-0001/status")
         self._say(f"or:  status-aggregator status order-0001 --gateway {gateway_url}")
+        self._say(f"follow one: status-aggregator watch order-0001 --gateway {gateway_url}")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stop.set)
