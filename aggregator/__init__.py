@@ -12,7 +12,14 @@ from ._aggregator import StatusAggregator
 from ._answer import Answer, Rendering
 from ._breaker import BreakerState, CircuitBreaker
 from ._cache_control import strictest_privacy
-from ._errors import AggregatorError, ConfigError, InvalidWorkflowId, NotOpen, TooManyWatchers
+from ._errors import (
+    AggregatorError,
+    ConfigError,
+    InvalidWorkflowId,
+    NotOpen,
+    TooManyWatchers,
+    WatchFailed,
+)
 from ._http_client import AiohttpTransport
 from ._ids import DEFAULT_ID_PATTERN, HARD_MAX_LENGTH, IdPolicy
 from ._log_budget import LogBudget
@@ -91,6 +98,7 @@ __all__ = [
     "TransportFailure",
     "TransportResponse",
     "Verdict",
+    "WatchFailed",
     "WatchSettings",
     "WorkflowDefinition",
     "__version__",

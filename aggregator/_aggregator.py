@@ -84,6 +84,7 @@ class StatusAggregator:
         self.anomalies = AnomalyCounts()
 
     async def __aenter__(self) -> StatusAggregator:
+        self.watches.closed = False
         transport = self._given_transport
         if transport is None:
             own = AiohttpTransport(connection_limit=self.settings.outbound_connections)
@@ -217,7 +218,8 @@ class StatusAggregator:
         when the first shown part leaves the cache; it stops when the last watcher
         leaves (close the iterator promptly with ``contextlib.aclosing`` when
         breaking out early). Raises InvalidWorkflowId, and TooManyWatchers beyond
-        ``watch.max_watchers`` or ``watch.max_watchers_per_workflow``.
+        ``watch.max_watchers`` or ``watch.max_watchers_per_workflow``; WatchFailed
+        if the poller fails (its cause chained).
         """
         # Closed with this iterator, not when collected: its watcher leaves at once.
         async with aclosing(self.changes(workflow_id, scope=scope, headers=headers)) as changes:
@@ -228,8 +230,11 @@ class StatusAggregator:
         self, workflow_id: str, *, scope: str = "", headers: Mapping[str, str] | None = None
     ) -> AsyncGenerator[Change, None]:
         """Like ``watch``, as answers with their validator and whether they are final
-        (what the gateway's event stream sends)."""
+        (what the gateway's event stream sends). Raises InvalidWorkflowId and NotOpen
+        at once."""
         self._check_id(workflow_id)
+        if not self._pipelines:
+            raise NotOpen("use the aggregator inside 'async with StatusAggregator(...)'")
         return self.watches.changes((scope, workflow_id), headers)
 
     async def _answer(self, key: Key, headers: Mapping[str, str] | None) -> Answer:

@@ -7,7 +7,8 @@ answer. Exceptions are for mistakes made by the caller or the configuration::
     ├── InvalidWorkflowId   a workflow id that fails validation (also a ValueError)
     ├── ConfigError         settings or a workflow definition that cannot work
     ├── NotOpen             the aggregator was used outside ``async with``
-    └── TooManyWatchers     a watch beyond the configured limits
+    ├── TooManyWatchers     a watch beyond the configured limits
+    └── WatchFailed         a watch's poller failed (the cause is chained)
 """
 
 from __future__ import annotations
@@ -31,3 +32,7 @@ class NotOpen(AggregatorError):
 
 class TooManyWatchers(AggregatorError):
     """A watch was refused: the limit of watchers in all, or of one workflow, is reached."""
+
+
+class WatchFailed(AggregatorError):
+    """A watch's poller failed; ``__cause__`` says why. Each watcher gets its own."""

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from ._answer import Answer
-from ._errors import TooManyWatchers
+from ._errors import NotOpen, TooManyWatchers, WatchFailed
 from ._merge import known_state
 from ._rules import WorkflowDefinition
 from ._stage import Key
@@ -83,6 +83,7 @@ class Watches:
         "_sleep",
         "_ttl",
         "_watches",
+        "closed",
         "watchers",
     )
 
@@ -106,6 +107,7 @@ class Watches:
         self._max_per_workflow = max_per_workflow
         self._watches: dict[Key, _Watch] = {}
         self.watchers = 0  # watching now, all workflows
+        self.closed = False  # set by close(), until the aggregator is opened again
 
     @property
     def workflows(self) -> int:
@@ -133,13 +135,17 @@ class Watches:
                         continue  # a newer one came while the watcher was busy
                 if watch.ended:
                     if watch.error is not None:
-                        raise watch.error
+                        # One exception per watcher: raising the poller's own in each
+                        # would grow its traceback by every watcher's frames.
+                        raise WatchFailed(f"the watch of {key[1]!r} failed") from watch.error
                     return
                 await watch.changed.wait()
         finally:
             self._leave(watch)
 
     def _join(self, key: Key, headers: Mapping[str, str] | None) -> _Watch:
+        if self.closed:
+            raise NotOpen("the aggregator is closing: no new watch starts")
         if self.watchers >= self._max_total:
             raise TooManyWatchers(f"{self._max_total} watchers at once at most")
         watch = self._watches.get(key)
@@ -203,7 +209,9 @@ class Watches:
         return self._definition.is_final(known)
 
     def close(self) -> None:
-        """End every watch: their watchers' iterators end (the aggregator is closing)."""
+        """End every watch: their watchers' iterators end, and no new one starts until
+        the aggregator is opened again (it is closing)."""
+        self.closed = True
         for watch in list(self._watches.values()):
             watch.closed = True
             if watch.task is not None:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from aggregator import (
+    ORDER_FULFILMENT,
+    Answer,
     Change,
     InvalidWorkflowId,
     NotOpen,
@@ -18,7 +20,9 @@ from aggregator import (
     TooManyWatchers,
     TransportFailure,
     TransportResponse,
+    WatchFailed,
 )
+from aggregator._watch import Watches
 from aggregator.testing import ManualClock
 from contracts import ErrorKind, Outcome, Source
 from tests.helpers import FakeNetwork, all_states, make_aggregator, ok
@@ -270,7 +274,7 @@ async def test_a_bad_id_is_refused_before_any_watch() -> None:
 async def test_watching_outside_async_with_raises_not_open() -> None:
     agg = watched(FakeNetwork(), ManualClock())
     with pytest.raises(NotOpen):
-        await anext(agg.changes("o-1"))
+        agg.changes("o-1")
 
 
 async def test_closing_ends_a_watch_whose_poller_has_not_run_yet() -> None:
@@ -297,3 +301,38 @@ async def test_leaving_a_watch_early_stops_its_poller_at_once() -> None:
             async for _ in statuses:
                 break
         assert (agg.watches.workflows, agg.watches.watchers) == (0, 0)
+
+
+async def test_a_failed_poller_raises_a_watch_failed_in_each_watcher() -> None:
+    async def failing(key: object, headers: object) -> Answer:
+        raise RuntimeError("a fault of ours")
+
+    clock = ManualClock()
+    watches = Watches(
+        failing,
+        ORDER_FULFILMENT,
+        ttl=TTL,
+        clock=clock,
+        sleep=clock.sleep,
+        max_total=10,
+        max_per_workflow=10,
+    )
+    raised = []
+    for _ in range(3):
+        with pytest.raises(WatchFailed) as caught:
+            await anext(watches.changes(("", "o-1"), None))
+        raised.append(caught.value)
+    assert len({id(exc) for exc in raised}) == 3  # each its own, tracebacks not stacked
+    assert all(isinstance(exc.__cause__, RuntimeError) for exc in raised)
+
+
+async def test_no_watch_starts_while_the_aggregator_closes() -> None:
+    network, clock = FakeNetwork(), ManualClock()
+    all_states(network, "o-1", payment="captured")
+    agg = watched(network, clock)
+    async with agg:
+        agg.watches.close()  # as the gateway does on shutdown, before closing
+        with pytest.raises(NotOpen, match="closing"):
+            await anext(agg.changes("o-1"))
+    async with agg, aclosing(agg.changes("o-1")) as changes:  # opened again: they start
+        assert (await next_change(changes)).answer.verdict.status == "paid"
