@@ -36,7 +36,7 @@ from contracts import BatchEntry, BatchRequest, BatchResponse, Problem, validati
 from ._access import batch_lines, log_access
 from ._auth import Authenticator
 from ._collector import tune_collector
-from ._events import Streams, frame, stream_headers
+from ._events import Streams, frame, send, stream_headers
 from ._logs import (
     REQUEST_ID,
     ParserRefusals,
@@ -156,7 +156,8 @@ def _guarded(
     authentication (``workflows`` routes; None: decided by the path), metrics
     labelled ``route`` and the access log; every error becomes a problem body.
     An event stream is not ``counted`` among the requests in flight that
-    ``max_concurrent_requests`` bounds (the watch limits bound streams).
+    ``max_concurrent_requests`` bounds once it has started (the watch limits
+    bound streams): it counts itself until its first answer.
 
     A wrapper per route rather than an aiohttp middleware, which adds two
     layers of calls to every request (about 5% of a cached answer's cost).
@@ -177,7 +178,7 @@ def _guarded(
             try:
                 if not scoped:
                     response = await handler(request, gateway)
-                elif (refusal := _refusal(request, gateway, counted)) is not None:
+                elif (refusal := _refusal(request, gateway)) is not None:
                     response = refusal
                 elif not counted:
                     response = await handler(request, gateway)
@@ -259,10 +260,10 @@ async def _unmatched(request: web.Request, _: Gateway) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
-def _refusal(request: web.Request, gateway: Gateway, counted: bool) -> web.Response | None:
+def _refusal(request: web.Request, gateway: Gateway) -> web.Response | None:
     """Overload and authentication: a problem to answer at once, or None to go on."""
     limits = gateway.settings.gateway
-    if counted and gateway.active >= limits.max_concurrent_requests:
+    if gateway.active >= limits.max_concurrent_requests:
         return problem(
             "overloaded",
             503,
@@ -365,6 +366,7 @@ async def get_events(request: web.Request, gateway: Gateway) -> web.StreamRespon
     is the one ``Last-Event-ID`` names), then one per change; ``final`` ends it."""
     aggregator = gateway.aggregator
     retry_after = {"Retry-After": str(gateway.settings.gateway.retry_after_s)}
+    last_id = request.headers.get("Last-Event-ID")
     try:
         changes = aggregator.changes(
             request.match_info["workflow_id"],
@@ -374,16 +376,26 @@ async def get_events(request: web.Request, gateway: Gateway) -> web.StreamRespon
     except InvalidWorkflowId as exc:
         return problem("invalid-workflow-id", 400, str(exc))
     async with aclosing(changes):
+        # Until its first answer a stream is a request in flight like any other: its
+        # participants are asked, and max_concurrent_requests bounds that.
+        gateway.active += 1
         try:
             change = await anext(changes)
         except TooManyWatchers as exc:
             return problem("overloaded", 503, str(exc), headers=retry_after)
         except (StopAsyncIteration, NotOpen):
             return problem("not-ready", 503, "the gateway is shutting down", headers=retry_after)
+        finally:
+            gateway.active -= 1
         if change.answer.disposition is Disposition.NOT_FOUND:
             return problem(
                 "workflow-not-found", 404, NOT_FOUND_DETAIL, workflow_id=change.answer.workflow_id
             )
+        validator = etag_of(change.answer.rendering)
+        if change.final and last_id == validator:
+            # The client has the last event there will be: 204 tells an EventSource
+            # to stop reconnecting (a 200 that ends would have it come back forever).
+            return web.Response(status=204, headers={"Cache-Control": "no-store"})
         headers = stream_headers(REQUEST_ID_HEADER, REQUEST_ID.get())
         if gateway.auth.enabled:
             _keep_private(headers)
@@ -394,17 +406,21 @@ async def get_events(request: web.Request, gateway: Gateway) -> web.StreamRespon
             return response
         with gateway.streams.opened(response, transport):
             start = b"retry: %d\n\n" % gateway.settings.watch.retry_ms
-            if change.final or request.headers.get("Last-Event-ID") != etag_of(
-                change.answer.rendering
-            ):
+            if change.final or last_id != validator:
                 start += frame(change)
-            await response.write(start)
             try:
+                await send(response, start)
                 async for change in changes:
-                    await response.write(frame(change))
+                    if change.answer.disposition is Disposition.NOT_FOUND:
+                        break  # no participant knows it now: a reconnect is told so (404)
+                    await send(response, frame(change))
+                await response.write_eof()
+            except ConnectionError:  # the client has gone: nothing more to send
+                pass
+            except TimeoutError:  # a client that takes no event for so long has gone too
+                transport.abort()
             except Exception:  # a fault of ours: the stream ends, and the client reconnects
                 log.exception("a watch of %r failed", change.answer.workflow_id)
-        await response.write_eof()
         return response
 
 

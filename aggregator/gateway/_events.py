@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, MutableMapping
 from functools import lru_cache
+from typing import Any
 
 from aiohttp import web
 
@@ -20,6 +21,9 @@ from ._render import etag_of
 
 CONTENT_TYPE = "text/event-stream"
 HEARTBEAT = b": heartbeat\n\n"
+# A client that has taken nothing for this long while a write waits has gone, or
+# does not read: its stream ends rather than hold a watcher's place.
+WRITE_TIMEOUT_S = 30.0
 # Heartbeats written in one turn of the event loop: 10,000 at once held events back
 # for up to 200 ms (bench/RESULTS.md).
 _BEATS_A_TURN = 256
@@ -38,12 +42,19 @@ def frame(change: Change) -> bytes:
 def stream_headers(request_id_header: str, request_id: str) -> MutableMapping[str, str]:
     return {
         "Content-Type": CONTENT_TYPE,
-        # Every event is news: no cache may keep or replay the stream.
-        "Cache-Control": "no-store",
+        # Every event is news: no cache may keep or replay the stream, and no proxy
+        # may hold it back to compress it.
+        "Cache-Control": "no-store, no-transform",
         # nginx buffers responses unless told not to; an event must not wait for more.
         "X-Accel-Buffering": "no",
         request_id_header: request_id,
     }
+
+
+async def send(response: web.StreamResponse, data: bytes) -> None:
+    """Write to a stream; TimeoutError when the client takes nothing for too long."""
+    async with asyncio.timeout(WRITE_TIMEOUT_S):
+        await response.write(data)
 
 
 class Streams:
@@ -53,14 +64,18 @@ class Streams:
 
     def __init__(self, heartbeat: float) -> None:
         self._interval = heartbeat
-        self._open: dict[web.StreamResponse, asyncio.Transport] = {}
+        # Each stream's transport, and the task of the handler writing to it.
+        self._open: dict[web.StreamResponse, tuple[asyncio.Transport, asyncio.Task[Any]]] = {}
 
     def __len__(self) -> int:
         return len(self._open)
 
     @contextlib.contextmanager
     def opened(self, response: web.StreamResponse, transport: asyncio.Transport) -> Iterator[None]:
-        self._open[response] = transport
+        """While the calling handler writes to ``response``."""
+        task = asyncio.current_task()
+        assert task is not None  # a handler runs in a task
+        self._open[response] = (transport, task)
         try:
             yield
         finally:
@@ -71,14 +86,19 @@ class Streams:
 
         Only to streams with nothing waiting to be sent: those are not idle, and a
         write to a client that does not read could wait for as long as it does not
-        (an empty buffer never makes a write wait).
+        (an empty buffer never makes a write wait). A stream whose connection has
+        closed has its handler cancelled: without aiohttp's ``handler_cancellation``
+        (gunicorn's worker) nothing else would end it before the workflow changes.
         """
         while True:
             await asyncio.sleep(self._interval)
-            for count, (response, transport) in enumerate(list(self._open.items()), 1):
+            for count, (response, (transport, task)) in enumerate(list(self._open.items()), 1):
                 if count % _BEATS_A_TURN == 0:
                     await asyncio.sleep(0)  # events waiting to go out go first
-                if transport.is_closing() or transport.get_write_buffer_size():
+                if transport.is_closing():
+                    task.cancel()
+                    continue
+                if transport.get_write_buffer_size():
                     continue
                 # A stream whose client has gone ends in its own handler, cancelled.
                 with contextlib.suppress(ConnectionError, RuntimeError):

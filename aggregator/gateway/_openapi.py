@@ -182,11 +182,15 @@ def openapi_document(
             "200": {
                 "description": "The stream of the workflow's statuses.",
                 "headers": {
-                    "Cache-Control": _header("no-store"),
+                    "Cache-Control": _header("no-store, no-transform"),
                     "X-Request-ID": REQUEST_ID,
                     **({"Vary": caching["Vary"]} if auth else {}),
                 },
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            "204": {
+                "description": "Last-Event-ID names the final status: nothing more will come "
+                "(an EventSource stops reconnecting).",
             },
             "400": _problem("The workflow id fails validation."),
             "404": _problem("Every participant answered it has no record."),

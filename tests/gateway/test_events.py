@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aggregator import Settings
 from aggregator.gateway import GATEWAY, create_app
+from aggregator.gateway import _events as events
 from aggregator.gateway._events import Streams
 from aggregator.testing import ManualClock
 from contracts import Problem, WorkflowStatus
@@ -116,7 +118,7 @@ async def test_the_first_event_is_the_status_the_status_route_gives(
         body = await status.read()
     assert stream.response.status == 200
     assert stream.response.headers["Content-Type"] == "text/event-stream"
-    assert stream.response.headers["Cache-Control"] == "no-store"
+    assert stream.response.headers["Cache-Control"] == "no-store, no-transform"
     assert len(stream.response.headers["X-Request-ID"]) == 32
     assert stream.retry == [2000]
     assert first is not None and first.kind == "status"
@@ -282,7 +284,7 @@ async def test_with_auth_a_stream_is_per_tenant_and_private(
             event = await Stream(response).next()
     assert refused.status == 401 and refused_problem.type.endswith(":unauthorized")
     assert event is not None and event.kind == "status"
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "no-store, no-transform"
     assert response.headers["Vary"] == "Authorization, X-API-Key"
     assert participants.requests_to("payment")[0].headers["X-Tenant-ID"] == "acme"
 
@@ -380,3 +382,92 @@ async def test_a_client_that_does_not_read_holds_up_no_other_stream_s_heartbeat(
         beating.cancel()
     assert idle.written[:3] == [b": heartbeat\n\n"] * 3
     assert stalled.written == []
+
+
+async def test_a_reconnect_after_the_final_event_is_told_to_stop(
+    participants: LoopbackParticipants,
+) -> None:
+    """204 is what stops an EventSource from reconnecting: a 200 that ends would have
+    it come back every ``retry`` for ever."""
+    participants.behaviours["payment"] = answer("payment", "failed")
+    async with running_gateway(watch_settings(participants), clock=ManualClock()) as gw:
+        async with gw.client.get("/workflows/order-42/events") as response:
+            final = await Stream(response).next()
+        assert final is not None and final.kind == "final"
+        again = await gw.client.get(
+            "/workflows/order-42/events", headers={"Last-Event-ID": final.id or ""}
+        )
+        older = await gw.client.get(
+            "/workflows/order-42/events", headers={"Last-Event-ID": 'W/"older"'}
+        )
+        resent = await Stream(older).next()
+    assert again.status == 204 and await again.read() == b""
+    assert resent is not None and (resent.kind, resent.id) == ("final", final.id)
+
+
+async def test_a_stream_s_first_answer_counts_against_concurrent_requests(
+    participants: LoopbackParticipants,
+) -> None:
+    healthy(participants)
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await release.wait()
+        return await answer("shipping", "in_transit")(request)
+
+    participants.behaviours["shipping"] = held
+    settings = watch_settings(participants, gateway={"max_concurrent_requests": 1})
+    async with running_gateway(settings, clock=ManualClock()) as gw:
+        busy = asyncio.create_task(gw.client.get("/workflows/order-42/status"))
+        await arrived.wait()
+        refused = await gw.client.get("/workflows/order-43/events")
+        refusal = await problem_of(refused)
+        release.set()
+        (await busy).close()
+    assert refused.status == 503 and refusal.type.endswith(":overloaded")
+
+
+async def test_a_workflow_no_participant_knows_any_more_ends_its_stream(
+    participants: LoopbackParticipants,
+) -> None:
+    healthy(participants)
+    clock = ManualClock()
+    async with watching(watch_settings(participants), clock) as (gw, stream):
+        assert await stream.next() is not None
+        await clock.sleeping()
+        participants.behaviours.clear()  # every participant: no record
+        clock.advance(TTL)
+        end = await stream.next()
+        again = await gw.client.get("/workflows/order-42/events")
+    assert end is None
+    assert again.status == 404
+
+
+async def test_the_heartbeat_ends_a_stream_whose_connection_has_closed() -> None:
+    """Without aiohttp's handler_cancellation (gunicorn's worker), nothing else would
+    end a stream whose client left before the workflow changed."""
+    streams = Streams(heartbeat=0.001)
+
+    class Closed(_Transport):
+        def is_closing(self) -> bool:
+            return True
+
+    async def handler() -> None:
+        with streams.opened(_Response(stalled=False), Closed(pending=0)):  # type: ignore[arg-type]
+            await asyncio.Event().wait()  # waiting for a change that does not come
+
+    waiting = asyncio.create_task(handler())
+    beating = asyncio.create_task(streams.beat())
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, timeout=30)
+    finally:
+        beating.cancel()
+    assert len(streams) == 0
+
+
+async def test_a_write_the_client_does_not_take_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "WRITE_TIMEOUT_S", 0.01)
+    with pytest.raises(TimeoutError):
+        await events.send(_Response(stalled=True), b"data: x\n\n")  # type: ignore[arg-type]
