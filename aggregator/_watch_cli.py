@@ -82,6 +82,12 @@ async def from_gateway(
             asked = {**headers, **({"Last-Event-ID": last_id} if last_id else {})}
             try:
                 async with session.get(url, headers=asked) as response:
+                    if response.status == 204:  # we had the final status already
+                        return
+                    if response.status == 503 and last_id is not None:
+                        # Overloaded or restarting, once followed: come back later.
+                        await asyncio.sleep(_retry_after(response, wait))
+                        continue
                     if response.status != 200:
                         raise await _refusal(response)
                     wait = RECONNECT_S[0]
@@ -96,6 +102,11 @@ async def from_gateway(
                     raise WatchError(f"cannot read {url}: {reason}", 1) from None
             await asyncio.sleep(wait)  # dropped: reconnect, backing off
             wait = min(wait * 2, RECONNECT_S[1])
+
+
+def _retry_after(response: aiohttp.ClientResponse, default: float) -> float:
+    value = response.headers.get("Retry-After", "")
+    return min(float(value), RECONNECT_S[1]) if value.isdigit() else default
 
 
 async def _refusal(response: aiohttp.ClientResponse) -> WatchError:

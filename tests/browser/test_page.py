@@ -4,8 +4,9 @@ gateway: what a person sees, typing an id or clicking one."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 from yarl import URL
 
 from contracts import Problem
@@ -242,3 +243,19 @@ async def test_with_auth_on_a_wrong_key_is_refused_and_a_right_one_kept_for_the_
                 "shipment_scheduled", timeout=PATIENCE_MS
             )
             await expect(key_field).to_be_hidden()
+
+            # Ids from a path of the origin, maybe not the gateway's: it never gets the
+            # key, while the batch asking for their statuses does.
+            asked: list[dict[str, str]] = []
+
+            async def ids(route: Route) -> None:
+                asked.append(route.request.headers)
+                await route.fulfill(json=["order-7005"])
+
+            await page.route(lambda url: urlsplit(url).path == "/listed-ids.json", ids)
+            await page.goto(f"{running.url}/ui?ids_url=/listed-ids.json")
+            listed = page.get_by_role("region", name="Orders in flight")
+            await expect(listed.get_by_role("listitem")).to_contain_text(
+                "shipment_scheduled", timeout=PATIENCE_MS
+            )
+            assert asked and all("x-api-key" not in headers for headers in asked)

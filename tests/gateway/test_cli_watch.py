@@ -8,6 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
 from tests.gateway.harness import gateway_settings, running_gateway
 from tests.gateway.test_cli import run, write_config
 from tests.loopback import LoopbackParticipants, answer, healthy
@@ -66,3 +69,51 @@ async def test_watch_refusals_are_one_line_with_the_status_exit_codes(
         assert code == 2 and "HTTP 400" in err
     code, _, err = await run("watch", "x", "--gateway", "http://127.0.0.1:1")
     assert code == 1 and err.startswith("status-aggregator: cannot read") and err.count("\n") == 1
+
+
+async def test_watch_follows_a_gateway_through_a_drop_and_a_503(
+    participants: LoopbackParticipants,
+) -> None:
+    """A stream that drops is resumed with Last-Event-ID; a 503 once followed (a
+    gateway restarting, overloaded) is waited out, not the end of the watch."""
+    healthy(participants)
+    async with (
+        running_gateway(gateway_settings(participants)) as real,
+        real.client.get("/workflows/order-42/status") as response,
+    ):
+        status, validator = await response.read(), response.headers["ETag"]
+    participants.behaviours["shipping"] = answer("shipping", "delivered", version=2)
+    async with (
+        running_gateway(gateway_settings(participants)) as real,
+        real.client.get("/workflows/order-42/status") as response,
+    ):
+        final = await response.read()
+    asked: list[str | None] = []
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        asked.append(request.headers.get("Last-Event-ID"))
+        if len(asked) == 2:
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        if len(asked) == 1:  # one event, then the connection drops
+            await stream.write(
+                b"event: status\nid: %b\ndata: %b\n\n" % (validator.encode(), status)
+            )
+        else:
+            await stream.write(b'event: final\nid: W/"f"\ndata: %b\n\n' % final)
+        return stream
+
+    app = web.Application()
+    app.router.add_get("/workflows/{workflow_id}/events", events)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        url = str(server.make_url("")).rstrip("/")
+        code, out, err = await run("watch", "order-42", "--gateway", url)
+    finally:
+        await server.close()
+    assert (code, err) == (0, "")
+    assert asked == [None, validator, validator]
+    first, last = out.splitlines()
+    assert " in_transit (complete)" in first and last.endswith("; final")

@@ -317,6 +317,7 @@ class Watch {
         headers,
         signal: connection.signal,
         cache: "no-store",
+        redirect: "error", // the key is never carried to where a redirect points
       });
     } catch {
       return { kind: "dropped", reason: "the gateway cannot be reached" };
@@ -499,9 +500,12 @@ function samePath(value) {
 async function inFlightIds(given, idsUrl) {
   const ids = [...given];
   if (idsUrl !== null) {
+    // Any path of this origin, maybe not the gateway's: it never gets the key.
     const response = await fetch(idsUrl, {
-      headers: apiHeaders({ Accept: "application/json" }),
+      headers: { Accept: "application/json" },
       cache: "no-store",
+      credentials: "omit",
+      redirect: "error",
     });
     if (!response.ok) throw new Error(`${idsUrl} answered HTTP ${response.status}`);
     const listed = await response.json();
@@ -545,6 +549,7 @@ async function refreshInFlight(given, idsUrl) {
       headers: apiHeaders({ "Content-Type": "application/json", Accept: "application/json" }),
       body: JSON.stringify({ ids }),
       cache: "no-store",
+      redirect: "error",
     });
     if (!response.ok) {
       const problem = await readProblem(response);
