@@ -2,7 +2,8 @@
 
 Everything runs on 127.0.0.1: fast participants (one process each), the gateway,
 a bare aiohttp handler (the ceiling) and an afternoon's naive composition (the
-baseline), all on uvloop, driven by wrk. Results go to bench/RESULTS.md.
+baseline), all on uvloop, driven by wrk. Then 10,000 event streams watch 100
+workflows (bench/watch.py). Results go to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -641,17 +642,46 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
 
+    # bench/watch.py, beside this file, imports this module: imported here, once it is whole.
+    import watch
+
+    say("watch: 10,000 event streams over 100 workflows, participants changing now and then")
+    watched = watch.run(watch.parser().parse_args([]))
+    rows += watched.rows()
+
     elapsed = time.monotonic() - started
     table = ["| scenario | measure | target | result | met |", "|---|---|---|---|---|"]
     table += [f"| {s} | {m} | {t} | {r} | {'yes' if ok else '**no**'} |" for s, m, t, r, ok in rows]
     print("\n".join(table))
-    write_results(args.out, table, raw, elapsed)
+    write_results(args.out, table, raw, elapsed, [watched.section()])
     say(f"done in {elapsed:.0f} s; results in {args.out}")
     return 0 if all(ok for *_, ok in rows) else 1
 
 
-def write_results(path: Path, table: list[str], raw: list[str], elapsed: float) -> None:
-    notes_marker = "## What was changed, and what it gained"
+NOTES_MARKER = "## What was changed, and what it gained"
+
+
+def write_section(path: Path, lines: list[str]) -> None:
+    """A section of the results (its first line the heading) in place of the one
+    with that heading, or else before the notes (a scenario run on its own)."""
+    heading, block = lines[0], "\n".join(lines).rstrip() + "\n\n"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    start = text.find(heading + "\n")
+    if start >= 0:
+        following = text.find("\n## ", start)
+        text = text[:start] + block + ("" if following < 0 else text[following + 1 :])
+    elif NOTES_MARKER in text:
+        at = text.index(NOTES_MARKER)
+        text = text[:at] + block + text[at:]
+    else:
+        text = text.rstrip() + "\n\n" + block
+    path.write_text(text.rstrip() + "\n")
+
+
+def write_results(
+    path: Path, table: list[str], raw: list[str], elapsed: float, sections: list[list[str]]
+) -> None:
+    notes_marker = NOTES_MARKER
     notes = ""
     if path.exists() and notes_marker in path.read_text():
         notes = path.read_text()[path.read_text().index(notes_marker) :]
@@ -673,6 +703,7 @@ def write_results(path: Path, table: list[str], raw: list[str], elapsed: float) 
         *raw,
         "```",
         "",
+        *(line for section in sections for line in [*section, ""]),
         notes or notes_marker + "\n",
     ]
     path.write_text("\n".join(text).rstrip() + "\n")
