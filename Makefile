@@ -18,6 +18,10 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@ $(VENV)/.installed
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -51,6 +55,6 @@ schemas: install
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# Needs wrk (apt-get install wrk); writes bench/RESULTS.md. Under 5 minutes on 2 cores.
-bench: install
+# Needs wrk (apt-get install wrk); writes bench/RESULTS.md. Under 6 minutes on 2 cores.
+bench: $(VENV)/.installed-bench
 	$(PY) bench/run.py

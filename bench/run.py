@@ -3,7 +3,8 @@
 Everything runs on 127.0.0.1: fast participants (one process each), the gateway,
 a bare aiohttp handler (the ceiling) and an afternoon's naive composition (the
 baseline), all on uvloop, driven by wrk. Then 10,000 event streams watch 100
-workflows (bench/watch.py). Results go to bench/RESULTS.md.
+workflows (bench/watch.py), and our event framing is measured against
+aiohttp-sse's (bench/sse.py). Results go to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -642,18 +643,23 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
 
-    # bench/watch.py, beside this file, imports this module: imported here, once it is whole.
+    # bench/watch.py and bench/sse.py, beside this file, import this module: imported
+    # here, once it is whole.
+    import sse
     import watch
 
     say("watch: 10,000 event streams over 100 workflows, participants changing now and then")
     watched = watch.run(watch.parser().parse_args([]))
     rows += watched.rows()
+    say("server-sent events: our framing against aiohttp-sse")
+    compared = sse.run(sse.parser().parse_args([]))
+    rows.append(compared.row())
 
     elapsed = time.monotonic() - started
     table = ["| scenario | measure | target | result | met |", "|---|---|---|---|---|"]
     table += [f"| {s} | {m} | {t} | {r} | {'yes' if ok else '**no**'} |" for s, m, t, r, ok in rows]
     print("\n".join(table))
-    write_results(args.out, table, raw, elapsed, [watched.section()])
+    write_results(args.out, table, raw, elapsed, [watched.section(), compared.section()])
     say(f"done in {elapsed:.0f} s; results in {args.out}")
     return 0 if all(ok for *_, ok in rows) else 1
 
