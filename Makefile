@@ -55,6 +55,6 @@ schemas: install
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# Needs wrk (apt-get install wrk); writes bench/RESULTS.md. Under 6 minutes on 2 cores.
+# Needs wrk (apt-get install wrk); writes bench/RESULTS.md. Under 5 minutes on 2 cores.
 bench: $(VENV)/.installed-bench
 	$(PY) bench/run.py
