@@ -11,10 +11,12 @@ stream's handler waits for the next change and writes it.
 
 - ``ours``: the gateway's framing (``aggregator.gateway._events``): a
   ``web.StreamResponse`` each, ``frame(change)`` made once per change and the same
-  bytes written to every stream; one heartbeat task for all streams (``Streams``).
+  bytes written to every stream (``send``: each write bounded by a timeout); one
+  heartbeat task for all streams (``Streams``).
 - ``aiohttp-sse``: ``sse_response`` each, ``EventSourceResponse.send(data,
   id=..., event="status")`` per stream (the JSON decoded to text once per change,
-  not per stream); its ping task per stream, at the same 15 s.
+  not per stream; each write bounded by its own timeout too); its ping task per
+  stream, at the same 15 s.
 
 A round tells ``--events`` changes to every stream of one server, one after the
 other (each written to every stream before the next), and takes the server's
@@ -47,7 +49,7 @@ from watch import rss_kib, stamp  # bench/watch.py
 
 from aggregator import Change, OutboundRequest, Settings, StatusAggregator, TransportResponse
 from aggregator.gateway._collector import tune_collector
-from aggregator.gateway._events import Streams, frame, stream_headers
+from aggregator.gateway._events import Streams, frame, send, stream_headers
 from aggregator.gateway._render import etag_of
 from aggregator.testing import ManualClock
 
@@ -150,11 +152,12 @@ def server_app(kind: str, changes: list[Change]) -> web.Application:
         response = web.StreamResponse(headers=stream_headers("X-Request-ID", "bench"))
         async with broadcast.stream() as seen:  # counted before its client has the headers
             await response.prepare(request)
-            with streams.opened(response):
-                await response.write(b"retry: 2000\n\n")
+            assert request.transport is not None
+            with streams.opened(response, request.transport):
+                await send(response, b"retry: 2000\n\n")
                 while True:
                     told, seen = await broadcast.next(seen)
-                    await response.write(frame(told.change))
+                    await send(response, frame(told.change))
                     broadcast.written()
 
     async def theirs(request: web.Request) -> web.StreamResponse:
@@ -303,8 +306,8 @@ class Comparison:
             f"Ours / aiohttp-sse, CPU per event: median {ratio:.2f} over {len(ratios)} rounds"
             f" (from {min(ratios):.2f} to {max(ratios):.2f}). {verdict}. aiohttp-sse frames"
             " each event again for each stream (a regular expression over the data, a"
-            " StringIO, an encode) and bounds each write with its own timeout; it keeps a"
-            " ping task per stream.",
+            " StringIO, an encode) and keeps a ping task per stream; both bound each write"
+            " with a timeout.",
         ]
 
 
