@@ -409,11 +409,11 @@ async def get_events(request: web.Request, gateway: Gateway) -> web.StreamRespon
             if change.final or last_id != validator:
                 start += frame(change)
             try:
-                await send(response, start)
+                await send(response, transport, start)
                 async for change in changes:
                     if change.answer.disposition is Disposition.NOT_FOUND:
                         break  # no participant knows it now: a reconnect is told so (404)
-                    await send(response, frame(change))
+                    await send(response, transport, frame(change))
                 await response.write_eof()
             except ConnectionError:  # the client has gone: nothing more to send
                 pass

@@ -470,4 +470,8 @@ async def test_the_heartbeat_ends_a_stream_whose_connection_has_closed() -> None
 async def test_a_write_the_client_does_not_take_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events, "WRITE_TIMEOUT_S", 0.01)
     with pytest.raises(TimeoutError):
-        await events.send(_Response(stalled=True), b"data: x\n\n")  # type: ignore[arg-type]
+        await events.send(
+            _Response(stalled=True),  # type: ignore[arg-type]
+            _Transport(pending=70_000),  # type: ignore[arg-type]
+            b"data: x\n\n",
+        )
