@@ -7,6 +7,9 @@ browser download needs the internet, so it is never used.
 
 from __future__ import annotations
 
+import asyncio
+import io
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -128,3 +131,24 @@ async def stack(*, seed: int = 23, **gateway: Any) -> AsyncIterator[Stack]:
         )
         async with running_gateway(config) as running, aiohttp.ClientSession() as admin:
             yield Stack(run, running, admin)
+
+
+class DemoOutput(io.StringIO):
+    """The demo's plain output; ``seen[name]`` resolves with the first match of each
+    pattern (its last group), once printed."""
+
+    def __init__(self, patterns: dict[str, re.Pattern[str]]) -> None:
+        super().__init__()
+        loop = asyncio.get_running_loop()
+        self._patterns = patterns
+        self.seen: dict[str, asyncio.Future[str]] = {
+            name: loop.create_future() for name in patterns
+        }
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        for name, pattern in self._patterns.items():
+            found = pattern.search(self.getvalue())
+            if found and not self.seen[name].done():
+                self.seen[name].set_result(found[found.lastindex or 0])
+        return written

@@ -8,7 +8,6 @@ dark, the page shows a recent order whose part from it stands in, stale.
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import expect
 
 from demo import Demo, Options
-from tests.browser.harness import PATIENCE_MS, chromium, tab
+from tests.browser.harness import PATIENCE_MS, DemoOutput, chromium, tab
 
 LINES = {
     "page": re.compile(r"^page: (\S+)$", re.M),
@@ -25,25 +24,8 @@ LINES = {
 }
 
 
-class Output(io.StringIO):
-    """The demo's plain output; tells when the page's address and an outage are printed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        loop = asyncio.get_running_loop()
-        self.seen: dict[str, asyncio.Future[str]] = {name: loop.create_future() for name in LINES}
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        for name, pattern in LINES.items():
-            found = pattern.search(self.getvalue())
-            if found and not self.seen[name].done():
-                self.seen[name].set_result(found[found.lastindex or 0])
-        return written
-
-
 async def shoot(target: Path) -> None:
-    out = Output()
+    out = DemoOutput(LINES)
     options = Options(
         gateway_port=0,
         payment_port=0,

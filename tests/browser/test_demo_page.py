@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 
 from playwright.async_api import Browser, expect
 
 from demo import Demo, Options
-from tests.browser.harness import PATIENCE_MS, tab
+from tests.browser.harness import PATIENCE_MS, DemoOutput, tab
 
 PAGE_LINE = re.compile(r"^page: (\S+)$", re.M)
 
 
-class Output(io.StringIO):
-    """The demo's plain output, telling the test the page's address once printed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.page: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        found = PAGE_LINE.search(self.getvalue())
-        if found and not self.page.done():
-            self.page.set_result(found[1])
-        return written
-
-
 async def test_the_demo_page_lists_the_orders_in_flight_and_opens_one(browser: Browser) -> None:
-    out = Output()
+    out = DemoOutput({"page": PAGE_LINE})
     options = Options(
         gateway_port=0,
         payment_port=0,
@@ -45,7 +29,7 @@ async def test_the_demo_page_lists_the_orders_in_flight_and_opens_one(browser: B
     demo = Demo(options, out, live=False)
     running = asyncio.create_task(demo.run())
     try:
-        url = await asyncio.wait_for(out.page, PATIENCE_MS / 1000)
+        url = await asyncio.wait_for(out.seen["page"], PATIENCE_MS / 1000)
         assert url.endswith("/ui?ids_url=/demo/orders")
         async with tab(browser) as opened:
             page = opened.page

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from openapi_spec_validator import validate as validate_openapi
 
 from aggregator import Settings
 from aggregator.gateway import create_app
@@ -45,3 +46,18 @@ async def running_gateway(
 
 def gateway_settings(server: LoopbackParticipants, **overrides: Any) -> Settings:
     return make_settings(server.urls(), **overrides)
+
+
+async def documented_routes(gw: Running) -> tuple[dict[str, Any], set[tuple[str, str]]]:
+    """The gateway's OpenAPI document, checked valid and describing every route the
+    application answers (path and method), and those routes."""
+    document: dict[str, Any] = await (await gw.client.get("/openapi.json")).json()
+    routes = {
+        (route.resource.canonical, route.method.lower())
+        for route in gw.app.router.routes()
+        if route.resource is not None and route.method != "*"
+    }
+    validate_openapi(document)
+    described = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert routes == described
+    return document, routes
