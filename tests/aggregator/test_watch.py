@@ -25,7 +25,7 @@ from aggregator import (
 from aggregator._watch import Watches
 from aggregator.testing import ManualClock
 from contracts import ErrorKind, Outcome, Source
-from tests.helpers import FakeNetwork, all_states, make_aggregator, ok
+from tests.helpers import JSON, FakeNetwork, all_states, body, make_aggregator, ok
 
 REFUSED = TransportFailure(Outcome.UNAVAILABLE, ErrorKind.CONNECTION, "cannot connect", False)
 TTL = 2.0
@@ -124,6 +124,24 @@ async def test_a_part_that_expires_while_another_is_fetched_is_asked_for_next() 
         clock.advance(0.001)
         await clock.sleeping()
     assert calls == {"payment": 2, "inventory": 2}
+
+
+async def test_a_part_its_participant_says_not_to_keep_is_asked_at_each_poll_only() -> None:
+    """A no-cache part expires as it arrives: the poller asks for it when the other
+    parts expire (a time to live), not every millisecond."""
+    network, clock = FakeNetwork(), ManualClock()
+    all_states(network, "o-1", inventory="reserved", shipping="scheduled")
+    uncached = {**JSON, "cache-control": "no-cache"}
+    network.set("payment", TransportResponse(200, uncached, body("payment", "o-1", "captured")))
+    async with watched(network, clock) as agg, aclosing(agg.changes("o-1")) as changes:
+        await next_change(changes)
+        await clock.sleeping()
+        clock.advance(0.01)
+        await clock.sleeping()
+        assert network.calls("payment") == 1
+        clock.advance(TTL - 0.01)
+        await clock.sleeping()
+    assert [network.calls(name) for name in ("payment", "inventory", "shipping")] == [2, 2, 2]
 
 
 async def test_watchers_of_one_workflow_share_one_poller() -> None:
@@ -312,6 +330,7 @@ async def test_a_failed_poller_raises_a_watch_failed_in_each_watcher() -> None:
         failing,
         ORDER_FULFILMENT,
         ttl=TTL,
+        terminal_ttl=TTL,
         clock=clock,
         sleep=clock.sleep,
         max_total=10,
