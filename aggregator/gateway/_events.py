@@ -54,10 +54,14 @@ def stream_headers(request_id_header: str, request_id: str) -> MutableMapping[st
 async def send(response: web.StreamResponse, transport: asyncio.Transport, data: bytes) -> None:
     """Write to a stream; TimeoutError when the client takes nothing for too long.
 
-    A write into an empty buffer never waits, so only one behind unsent bytes is
-    timed (a timeout on every write cost 6 us an event and stream, bench/RESULTS.md).
+    A write into an empty buffer never waits unless it is larger than the buffer's
+    high-water mark, so only the others are timed (a timeout on every write cost
+    6 us an event and stream, bench/RESULTS.md).
     """
-    if not transport.get_write_buffer_size():
+    if (
+        not transport.get_write_buffer_size()
+        and len(data) <= transport.get_write_buffer_limits()[1]
+    ):
         await response.write(data)
         return
     async with asyncio.timeout(WRITE_TIMEOUT_S):

@@ -475,3 +475,21 @@ async def test_a_write_the_client_does_not_take_times_out(monkeypatch: pytest.Mo
             _Transport(pending=70_000),  # type: ignore[arg-type]
             b"data: x\n\n",
         )
+
+
+async def test_a_frame_larger_than_the_buffer_is_timed_even_into_an_empty_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beyond the high-water mark a write into an empty buffer waits for the client too."""
+
+    class Empty(_Transport):
+        def get_write_buffer_limits(self) -> tuple[int, int]:
+            return (16_384, 65_536)
+
+    monkeypatch.setattr(events, "WRITE_TIMEOUT_S", 0.01)
+    with pytest.raises(TimeoutError):
+        await events.send(
+            _Response(stalled=True),  # type: ignore[arg-type]
+            Empty(pending=0),  # type: ignore[arg-type]
+            b"data: %b\n\n" % (b"x" * 70_000),
+        )
