@@ -85,8 +85,10 @@ async def from_gateway(
                     if response.status == 204:  # we had the final status already
                         return
                     if response.status == 503 and last_id is not None:
-                        # Overloaded or restarting, once followed: come back later.
-                        await asyncio.sleep(_retry_after(response, wait))
+                        # Overloaded or restarting, once followed: come back later,
+                        # backing off, and never sooner than Retry-After says.
+                        await asyncio.sleep(max(_retry_after(response), wait))
+                        wait = min(wait * 2, RECONNECT_S[1])
                         continue
                     if response.status != 200:
                         raise await _refusal(response)
@@ -104,9 +106,11 @@ async def from_gateway(
             wait = min(wait * 2, RECONNECT_S[1])
 
 
-def _retry_after(response: aiohttp.ClientResponse, default: float) -> float:
+def _retry_after(response: aiohttp.ClientResponse) -> float:
+    """Retry-After's seconds (a date, or anything else, counts as none), at most the
+    longest wait."""
     value = response.headers.get("Retry-After", "")
-    return min(float(value), RECONNECT_S[1]) if value.isdigit() else default
+    return min(int(value), RECONNECT_S[1]) if value.isascii() and value.isdigit() else 0.0
 
 
 async def _refusal(response: aiohttp.ClientResponse) -> WatchError:

@@ -200,3 +200,25 @@ async def test_a_stale_parts_age_counts_on_between_events(page_tab: Tab, running
     await expect(inventory.locator(".error")).to_have_text(
         "Error: circuit open: circuit open after 5 consecutive failures"
     )
+
+
+async def test_a_204_after_a_drop_is_the_end_not_a_cut(page_tab: Tab, running: Stack) -> None:
+    """The gateway answers 204 to a reconnect naming the final event: the page stops."""
+    page = page_tab.page
+    status = await real_status(running, "order-7103")
+    asked: list[str] = []
+
+    async def play(route: Route) -> None:
+        asked.append(route.request.url)
+        if len(asked) == 1:  # the final event, then the connection ends before the page saw it end
+            body = "retry: 300\n\n" + event("status", "last", status)
+            await route.fulfill(status=200, content_type="text/event-stream", body=body)
+        else:
+            await route.fulfill(status=204)
+
+    await page.route(EVENTS, play)
+    await page.goto(f"{running.url}/ui#order-7103")
+    await expect(page.get_by_role("status")).to_have_text(
+        "final: order-7103 is over; nothing more will change", timeout=PATIENCE_MS
+    )
+    assert len(asked) == 2

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -117,3 +119,43 @@ async def test_watch_follows_a_gateway_through_a_drop_and_a_503(
     assert asked == [None, validator, validator]
     first, last = out.splitlines()
     assert " in_transit (complete)" in first and last.endswith("; final")
+
+
+async def test_watch_backs_off_from_a_gateway_that_keeps_answering_503(
+    participants: LoopbackParticipants,
+) -> None:
+    """Retry-After 0, or one that is not a number, never makes the watch spin: each
+    wait is at least twice the last (lower bounds only: a busy machine waits longer)."""
+    healthy(participants)
+    async with (
+        running_gateway(gateway_settings(participants)) as real,
+        real.client.get("/workflows/order-42/status") as response,
+    ):
+        status = await response.read()
+    arrivals: list[float] = []
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        arrivals.append(time.monotonic())
+        if len(arrivals) in (2, 3):
+            retry_after = "0" if len(arrivals) == 2 else "soon"
+            return web.Response(status=503, headers={"Retry-After": retry_after})
+        stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await stream.prepare(request)
+        kind = b"status" if len(arrivals) == 1 else b"final"
+        await stream.write(b'event: %b\nid: W/"a"\ndata: %b\n\n' % (kind, status))
+        return stream
+
+    app = web.Application()
+    app.router.add_get("/workflows/{workflow_id}/events", events)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        url = str(server.make_url("")).rstrip("/")
+        code, out, err = await run("watch", "order-42", "--gateway", url)
+    finally:
+        await server.close()
+    assert (code, err) == (0, "")
+    assert len(out.splitlines()) == 2
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert len(gaps) == 3
+    assert all(gap >= least for gap, least in zip(gaps, (0.49, 0.99, 1.99), strict=True)), gaps

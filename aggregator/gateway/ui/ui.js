@@ -322,6 +322,11 @@ class Watch {
     } catch {
       return { kind: "dropped", reason: "the gateway cannot be reached" };
     }
+    if (response.status === 204) {
+      // The gateway says the last event this page had was the final one.
+      say("final", `final: ${this.id} is over; nothing more will change`);
+      return { kind: "final" };
+    }
     if (!response.ok) return this.refused(response, sent);
     return this.read(response, connection);
   }
