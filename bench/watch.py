@@ -605,7 +605,10 @@ class Figures:
             f" up to one time to live ({ttl:g} s), about half of it on average, plus the"
             " work. So the latency is mostly that wait, by design; what the gateway adds is"
             " the second part (merging, rendering and framing the answer once, writing it"
-            " to the workflow's streams, and the client reading it).",
+            " to the workflow's streams, and the client reading it). A part is asked for"
+            " again a time to live after it arrived, so a cycle is a time to live plus the"
+            " call: a participant gets 19 or 20 calls in 40 s, and calls per time to live"
+            " read 0.95-1.00 a pair; never more than one.",
         ]
         return [*lines, *(["", *self.notes] if self.notes else [])]
 
