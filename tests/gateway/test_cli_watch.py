@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -73,6 +74,20 @@ async def test_watch_refusals_are_one_line_with_the_status_exit_codes(
     assert code == 1 and err.startswith("status-aggregator: cannot read") and err.count("\n") == 1
 
 
+async def watch_through(
+    events: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[int, str, str]:
+    """``watch order-42`` through a stand-in gateway whose event route is ``events``."""
+    app = web.Application()
+    app.router.add_get("/workflows/{workflow_id}/events", events)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        return await run("watch", "order-42", "--gateway", str(server.make_url("")).rstrip("/"))
+    finally:
+        await server.close()
+
+
 async def test_watch_follows_a_gateway_through_a_drop_and_a_503(
     participants: LoopbackParticipants,
 ) -> None:
@@ -106,15 +121,7 @@ async def test_watch_follows_a_gateway_through_a_drop_and_a_503(
             await stream.write(b'event: final\nid: W/"f"\ndata: %b\n\n' % final)
         return stream
 
-    app = web.Application()
-    app.router.add_get("/workflows/{workflow_id}/events", events)
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        url = str(server.make_url("")).rstrip("/")
-        code, out, err = await run("watch", "order-42", "--gateway", url)
-    finally:
-        await server.close()
+    code, out, err = await watch_through(events)
     assert (code, err) == (0, "")
     assert asked == [None, validator, validator]
     first, last = out.splitlines()
@@ -145,15 +152,7 @@ async def test_watch_backs_off_from_a_gateway_that_keeps_answering_503(
         await stream.write(b'event: %b\nid: W/"a"\ndata: %b\n\n' % (kind, status))
         return stream
 
-    app = web.Application()
-    app.router.add_get("/workflows/{workflow_id}/events", events)
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        url = str(server.make_url("")).rstrip("/")
-        code, out, err = await run("watch", "order-42", "--gateway", url)
-    finally:
-        await server.close()
+    code, out, err = await watch_through(events)
     assert (code, err) == (0, "")
     assert len(out.splitlines()) == 2
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
