@@ -74,7 +74,6 @@ class StatusAggregator:
             self._answer,
             self.definition,
             ttl=self._ttl,
-            terminal_ttl=self._terminal_ttl,
             clock=clock,
             sleep=sleep,
             max_total=settings.watch.max_watchers,

@@ -55,6 +55,10 @@ class Rendering:
     # part's expiry, a stand-in's end or a duration anomaly's due time; -inf when
     # any part was just fetched, or an anomaly is tentative.
     reusable_until: float
+    # When a watch asks again: the first shown part that can be kept at all leaves
+    # the cache (one its participant said not to keep is asked for then too), or a
+    # duration anomaly falls due; -inf or inf when nothing shown is fresh.
+    renew_at: float
     # The last JSON rendered and its time: answers within one millisecond share it.
     last_json: list[tuple[float, bytes]] = field(default_factory=list, compare=False)
 
@@ -109,6 +113,7 @@ class Rendering:
         facts: list[object] = [scope]  # what the fingerprint is taken over
         fetched: list[float | None] = []
         expires = float("inf")  # of the shown parts that are not stale
+        kept_until = expires  # of those that can be kept at all
         stale = False
         reusable = bool(parts)
         privacy: list[str | None] = []  # what each shown part's participant said
@@ -141,11 +146,10 @@ class Rendering:
             if source is Source.STALE or part.fetched_at is None:
                 continue
             terminal = definition.by_name[name].terminal
-            expires = min(
-                expires,
-                part.fetched_at
-                + lifetime(part, ttl=ttl, terminal_ttl=terminal_ttl, terminal=terminal),
-            )
+            life = lifetime(part, ttl=ttl, terminal_ttl=terminal_ttl, terminal=terminal)
+            expires = min(expires, part.fetched_at + life)
+            if life > 0:  # one that cannot be kept is asked for whenever another is
+                kept_until = min(kept_until, part.fetched_at + life)
         template = (
             prefix[:-1].replace(b"%", b"%%")
             + b',"generated_at":"%s","participants":{'
@@ -168,6 +172,7 @@ class Rendering:
             oldest_fetch=min(shown) if shown else None,
             # An anomaly falling due changes what these parts say: until then only.
             expires=_NEVER if stale or tentative else min(expires, verdict.due),
+            renew_at=_NEVER if stale or tentative else min(kept_until, verdict.due),
             reusable_until=(
                 min([expires, verdict.due, *stand_ins.values()])
                 if reusable and not tentative

@@ -16,17 +16,14 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from contracts import Source
-
 from ._answer import Answer
-from ._cache import lifetime
 from ._errors import NotOpen, TooManyWatchers, WatchFailed
 from ._merge import known_state
 from ._rules import WorkflowDefinition
 from ._stage import Key
 
 AnswerFor = Callable[[Key, Mapping[str, str] | None], Awaitable[Answer]]
-_NEVER, _ALWAYS = float("-inf"), float("inf")  # Rendering.expires without a part's expiry
+_NEVER, _ALWAYS = float("-inf"), float("inf")  # Rendering.renew_at when nothing is fresh
 # The shortest wait between polls: a timer may fire up to the event loop's resolution
 # early (a millisecond with uvloop), and a part then still fresh is waited for again,
 # not in a loop of wake-ups within that millisecond.
@@ -84,7 +81,6 @@ class Watches:
         "_max_per_workflow",
         "_max_total",
         "_sleep",
-        "_terminal_ttl",
         "_ttl",
         "_watches",
         "closed",
@@ -97,7 +93,6 @@ class Watches:
         definition: WorkflowDefinition,
         *,
         ttl: float,
-        terminal_ttl: float,
         clock: Callable[[], float],
         sleep: Sleep,
         max_total: int,
@@ -106,7 +101,6 @@ class Watches:
         self._answer = answer
         self._definition = definition
         self._ttl = ttl
-        self._terminal_ttl = terminal_ttl
         self._clock = clock
         self._sleep = sleep
         self._max_total = max_total
@@ -196,31 +190,15 @@ class Watches:
             asyncio.get_running_loop().call_soon(watch.tell, None)
 
     def _until_next(self, answer: Answer) -> float:
-        """Seconds until the next poll: until the first shown part leaves the cache (or
-        a duration anomaly falls due); a time to live when nothing shown is fresh
-        (stale, tentative) or can be kept at all (``no-cache``, ``max-age=0``: such a
-        part is asked for at every poll, not every millisecond)."""
-        rendering = answer.rendering
-        if rendering.expires == _NEVER:
-            return self._ttl
-        next_at = rendering.verdict.due
-        for name, part in rendering.parts.items():
-            if part.source in (None, Source.STALE) or part.fetched_at is None:
-                continue
-            life = lifetime(
-                part,
-                ttl=self._ttl,
-                terminal_ttl=self._terminal_ttl,
-                terminal=self._definition.by_name[name].terminal,
-            )
-            if life > 0:
-                next_at = min(next_at, part.fetched_at + life)
-        if next_at == _ALWAYS:
+        """Seconds until the next poll: ``Rendering.renew_at``, or a time to live when
+        nothing shown is fresh (stale, tentative, or no part can be kept)."""
+        renew_at = answer.rendering.renew_at
+        if renew_at in (_NEVER, _ALWAYS):
             return self._ttl
         # From the clock, not the answer's time (rounded to the millisecond): a part
         # that expires within that millisecond is asked for in the next poll, not a
         # time to live later.
-        return max(next_at - self._clock(), _MIN_WAIT)
+        return max(renew_at - self._clock(), _MIN_WAIT)
 
     def _is_final(self, answer: Answer) -> bool:
         rendering = answer.rendering

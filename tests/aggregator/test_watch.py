@@ -330,7 +330,6 @@ async def test_a_failed_poller_raises_a_watch_failed_in_each_watcher() -> None:
         failing,
         ORDER_FULFILMENT,
         ttl=TTL,
-        terminal_ttl=TTL,
         clock=clock,
         sleep=clock.sleep,
         max_total=10,
