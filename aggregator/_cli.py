@@ -174,9 +174,24 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> in
 # --- status ------------------------------------------------------------------------
 
 
+def gateway_request(
+    base_url: str, workflow_id: str, route: str, api_key: str | None
+) -> tuple[str, dict[str, str]]:
+    """The URL of one workflow's ``route`` (status, events) on a gateway, and the
+    credentials to send with it."""
+    url = f"{base_url.rstrip('/')}/workflows/{quote(workflow_id, safe='')}/{route}"
+    return url, {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def refusal(status: int, payload: object) -> CliError:
+    """A gateway's answer that is not a status, as one line: its problem's detail;
+    exit code 2 for a mistake of the caller's (400, 401), else 1."""
+    detail = payload.get("detail", "") if isinstance(payload, dict) else ""
+    return CliError(f"HTTP {status}: {detail}", 2 if status in (400, 401) else 1)
+
+
 async def _from_gateway(base_url: str, workflow_id: str, api_key: str | None) -> dict[str, Any]:
-    url = f"{base_url.rstrip('/')}/workflows/{quote(workflow_id, safe='')}/status"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    url, headers = gateway_request(base_url, workflow_id, "status", api_key)
     timeout = aiohttp.ClientTimeout(total=10)
     try:
         async with (
@@ -188,9 +203,7 @@ async def _from_gateway(base_url: str, workflow_id: str, api_key: str | None) ->
         reason = str(exc) or type(exc).__name__
         raise CliError(f"cannot read {url}: {reason}", 1) from None
     if response.status != 200:
-        code = 2 if response.status in (400, 401) else 1
-        detail = payload.get("detail", "") if isinstance(payload, dict) else ""
-        raise CliError(f"HTTP {response.status}: {detail}", code)
+        raise refusal(response.status, payload)
     if not isinstance(payload, dict):
         raise CliError(f"{url} did not answer a status", 1)
     return payload
@@ -302,14 +315,11 @@ def watch(args: argparse.Namespace) -> int:
             raise CliError(str(exc), 2) from None
         logging.getLogger("aggregator.client").addHandler(logging.NullHandler())
         changes = shown.embedded(settings, args.workflow_id)
-    try:
-        if args.json or not console.is_terminal:
-            asyncio.run(shown.follow(changes, shown.printer(console, as_json=args.json)))
-        else:
-            with shown.LiveTable(console) as table:
-                asyncio.run(shown.follow(changes, table))
-    except shown.WatchError as exc:
-        raise CliError(str(exc), exc.code) from None
+    if args.json or not console.is_terminal:
+        asyncio.run(shown.follow(changes, shown.printer(console, as_json=args.json)))
+    else:
+        with shown.LiveTable(console) as table:
+            asyncio.run(shown.follow(changes, table))
     return 0
 
 

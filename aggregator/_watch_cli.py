@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Protocol
-from urllib.parse import quote
 
 import aiohttp
 from rich.console import Console, Group
@@ -24,6 +23,7 @@ from rich.text import Text
 from contracts import WorkflowStatus
 
 from ._aggregator import StatusAggregator
+from ._cli import CliError, gateway_request, refusal, status_view
 from ._merge import Disposition
 from ._settings import Settings
 
@@ -31,14 +31,6 @@ from ._settings import Settings
 # by default, so a minute without a byte is a stream gone bad.
 SILENCE_S = 60.0
 RECONNECT_S = (0.5, 30.0)  # first and longest wait before reconnecting
-
-
-class WatchError(Exception):
-    """A one-line reason to stop watching, and the exit code to leave with."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Show(Protocol):
@@ -72,8 +64,7 @@ async def from_gateway(
     base_url: str, workflow_id: str, api_key: str | None
 ) -> AsyncIterator[tuple[WorkflowStatus, bool]]:
     """The statuses a gateway's event stream sends, reconnecting after a drop."""
-    url = f"{base_url.rstrip('/')}/workflows/{quote(workflow_id, safe='')}/events"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    url, headers = gateway_request(base_url, workflow_id, "events", api_key)
     last_id: str | None = None
     wait = RECONNECT_S[0]
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=SILENCE_S)
@@ -91,7 +82,7 @@ async def from_gateway(
                         wait = min(wait * 2, RECONNECT_S[1])
                         continue
                     if response.status != 200:
-                        raise await _refusal(response)
+                        raise refusal(response.status, await _payload(response))
                     wait = RECONNECT_S[0]
                     async for kind, event_id, data in _events(response.content):
                         last_id = event_id or last_id
@@ -101,7 +92,7 @@ async def from_gateway(
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if last_id is None:  # never reached: say so, rather than wait
                     reason = str(exc) or type(exc).__name__
-                    raise WatchError(f"cannot read {url}: {reason}", 1) from None
+                    raise CliError(f"cannot read {url}: {reason}", 1) from None
             await asyncio.sleep(wait)  # dropped: reconnect, backing off
             wait = min(wait * 2, RECONNECT_S[1])
 
@@ -113,15 +104,12 @@ def _retry_after(response: aiohttp.ClientResponse) -> float:
     return min(int(value), RECONNECT_S[1]) if value.isascii() and value.isdigit() else 0.0
 
 
-async def _refusal(response: aiohttp.ClientResponse) -> WatchError:
+async def _payload(response: aiohttp.ClientResponse) -> object:
+    """A refusal's body as JSON, or None."""
     try:
-        payload = await response.json(content_type=None)
+        return await response.json(content_type=None)
     except (aiohttp.ClientError, ValueError):
-        payload = None
-    detail = payload.get("detail", "") if isinstance(payload, dict) else ""
-    return WatchError(
-        f"HTTP {response.status}: {detail}", 2 if response.status in (400, 401) else 1
-    )
+        return None
 
 
 async def _events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str | None, str]]:
@@ -154,7 +142,7 @@ async def embedded(
     async with StatusAggregator(settings) as agg, aclosing(agg.changes(workflow_id)) as changes:
         async for change in changes:
             if change.answer.disposition is Disposition.NOT_FOUND:
-                raise WatchError(f"{workflow_id}: {NOT_FOUND_DETAIL}", 1)
+                raise CliError(f"{workflow_id}: {NOT_FOUND_DETAIL}", 1)
             yield change.answer.status(), change.final
 
 
@@ -190,8 +178,6 @@ class LiveTable:
         self._live.__exit__(None, None, None)
 
     def __call__(self, status: WorkflowStatus, final: bool) -> None:
-        from ._cli import status_view
-
         since = datetime.now(UTC).strftime("%H:%M:%S")
         footer = "final: nothing more will change" if final else f"watching; last change {since}"
         self._live.update(Group(status_view(status), Text(footer, style="dim")), refresh=True)
