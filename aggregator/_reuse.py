@@ -83,7 +83,9 @@ class Renderings:
         else:
             kept = self._kept.get(key)
             rendering = None if kept is None else kept.rendering
-            if rendering is not None and now >= rendering.reusable_until:
+            # Not reusable_until: -inf with a stale part, which would render every
+            # answer of an outage again though the same stale part stands in.
+            if rendering is not None and (rendering.tentative or now >= rendering.verdict.due):
                 return None  # an anomaly fell due, or one is tentative
         return rendering if rendering is not None and rendering.serves(parts) else None
 

@@ -365,6 +365,30 @@ async def test_the_circuit_opens_and_no_call_goes_out_while_open() -> None:
     assert network.calls("shipping") == 4
 
 
+async def test_failing_calls_answered_by_the_same_stale_part_share_one_rendering() -> None:
+    """With the circuit still closed, each request asks and fails the same way: the
+    same stale part stands in, and the answer made of it is not judged and
+    rendered again."""
+    clock = ManualClock()
+    network = FakeNetwork()
+    all_states(network, "o-1", payment="captured", inventory="reserved", shipping="in_transit")
+    protection = {"breaker_threshold": 100, "retry": False}
+    shipping = {"url": "http://shipping.test/s/{workflow_id}", "protection": protection}
+    async with aggregator(network, clock, participants={"shipping": shipping}) as agg:
+        await agg.status("o-1")
+        clock.advance(3)  # past the time to live: every answer asks shipping again
+        network.set("shipping", HTTP_503)
+        await agg.answer("o-1")  # the others fetched again, live
+        clock.advance(0.5)
+        first = await agg.answer("o-1")
+        clock.advance(0.5)
+        second = await agg.answer("o-1")
+    assert network.calls("shipping") == 4
+    assert first.parts["shipping"] is second.parts["shipping"]
+    assert first.parts["shipping"].source == Source.STALE
+    assert first.rendering is second.rendering
+
+
 async def test_an_outage_is_answered_from_the_same_stale_part_without_a_call() -> None:
     """While the circuit is open, each answer shows the very same stale part, so the
     answer is rendered once for the outage rather than once a request."""
