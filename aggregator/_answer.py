@@ -105,7 +105,9 @@ class Rendering:
                 b'{"participant":%b,"state":%b,"at":%b}'
                 % (_text(name), _text(state), updated[name])
             )
-            if at == verdict.since:  # since is the date of one of the parts
+            # since is one of the parts' dates, this very object: another part's equal
+            # instant may be written with another offset.
+            if at is verdict.since:
                 since = updated[name]
         prefix = head[:-1] + b',"since":%b,"timeline":[%b]}' % (since, b",".join(steps))
         stand_ins = stand_ins or {}

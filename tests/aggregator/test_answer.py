@@ -22,6 +22,7 @@ from contracts import (
 from tests.helpers import body
 
 NOW = 1_767_225_600.0
+SAME_INSTANT = ["2026-01-01T10:00:00Z", "2026-01-01T11:00:00+01:00", "2026-01-01T12:00:00+02:00"]
 MODELS: dict[str, type[ParticipantView]] = {
     "payment": PaymentView,
     "inventory": InventoryView,
@@ -46,7 +47,10 @@ def parts(draw: st.DrawFn, name: str) -> Part:
         return Part(draw(st.sampled_from([Outcome.UNAVAILABLE, Outcome.INVALID])), error=error)
     state = draw(st.sampled_from(BUILTIN_VIEWS[name].states()))
     version = draw(st.integers(min_value=0, max_value=10**12))
-    view = MODELS[name].model_validate_json(body(name, "o-1", state, version))
+    # One instant written with different offsets, and another: ties between parts
+    # must render as the models do.
+    updated = draw(st.sampled_from([*SAME_INSTANT, "2026-01-01T09:00:00Z"]))
+    view = MODELS[name].model_validate_json(body(name, "o-1", state, version, updated_at=updated))
     if kind == "stale":
         return Part(Outcome.UNAVAILABLE, Source.STALE, view, fetched, error)
     return Part(Outcome.OK, draw(st.sampled_from([Source.LIVE, Source.CACHE])), view, fetched)
@@ -82,6 +86,26 @@ def test_json_is_the_models_json(
     # the model is built without validation: check that it would pass it
     assert WorkflowStatus.model_validate(status.model_dump()) == status
     assert WorkflowStatus.model_validate_json(answer.json()) == status
+
+
+def test_since_is_the_deciding_part_s_date_as_written_when_another_ties_with_it() -> None:
+    """Paid, decided by the payment, whose update is the same instant as the
+    inventory's but written with another offset: since is the payment's."""
+    chosen = {
+        name: Part(
+            Outcome.OK,
+            Source.LIVE,
+            MODELS[name].model_validate_json(body(name, "o-1", state, updated_at=at)),
+            NOW,
+        )
+        for name, state, at in (
+            ("payment", "captured", SAME_INSTANT[0]),
+            ("inventory", "pending", SAME_INSTANT[1]),
+        )
+    }
+    answer = answer_of(chosen, NOW)
+    assert answer.status().derived_from == ("payment",)
+    assert answer.json() == answer.status().model_dump_json().encode()
 
 
 def test_a_rendering_serves_only_its_own_parts() -> None:
