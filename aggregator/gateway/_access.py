@@ -24,6 +24,7 @@ from aiohttp import web
 from ._lines import Entry, Timers
 from ._logs import (
     REQUEST_ID,
+    TEXT_FORMAT,
     JsonFormatter,
     TextFormatter,
     access_log,
@@ -33,7 +34,17 @@ from ._logs import (
 
 _LOGGER = access_log.name
 # The record's message and TEXT_FORMAT around it, in one %-format.
-_TEXT = "%s,%03d INFO  [%s] " + _LOGGER + ": %s %s %d %.1fms complete=%s\n"
+_TEXT = (
+    TEXT_FORMAT
+    % {
+        "asctime": "%s,%03d",
+        "levelname": "INFO",
+        "request_id": "%s",
+        "name": _LOGGER,
+        "message": "%s %s %d %.1fms complete=%s",
+    }
+    + "\n"
+)
 
 Render = Callable[[Entry], str]
 # Set while access lines may skip logging: the handler's append, and what makes
