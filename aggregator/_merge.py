@@ -8,7 +8,7 @@ rendering the parts does, through their ages.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -150,7 +150,7 @@ def judge(
         anomalies=(*anomalies, *_regressions(parts)),
         complete=all(p.outcome in _ANSWERED and p.source in _CURRENT for p in parts.values()),
         disposition=_disposition(parts),
-        since=_since(parts, derived_from),
+        since=_latest_update(parts, derived_from),
         timeline=_timeline(parts),
         due=due,
         recheck=recheck,
@@ -171,15 +171,11 @@ def _add_due(
     raised = list(anomalies)
     due = float("inf")
     for rule in rules:
-        assert rule.after_ms is not None  # lasting() gives only rules with a duration
-        starts = [
-            part.view.updated_at.timestamp()
-            for name in rule.condition
-            if (part := parts[name]).view is not None
-        ]
-        if not starts:
+        assert rule.after_ms is not None  # matching_anomalies gives such rules apart
+        latest = _latest_update(parts, rule.condition)
+        if latest is None:
             continue  # every named part is absent: nothing says since when
-        start = max(starts)
+        start = latest.timestamp()
         if start > now + definition.clock_tolerance:
             continue
         at = start + rule.after_ms / 1000
@@ -225,10 +221,12 @@ def _confirm(
     return tuple(marked), recheck
 
 
-def _since(parts: Mapping[str, Part], derived_from: tuple[str, ...]) -> datetime | None:
+def _latest_update(parts: Mapping[str, Part], names: Iterable[str]) -> datetime | None:
+    """The latest ``updated_at`` of the named parts that have a view (the object
+    itself: its offset as the participant wrote it)."""
     updated = [
         part.view.updated_at
-        for name in derived_from
+        for name in names
         if (part := parts.get(name)) is not None and part.view is not None
     ]
     return max(updated) if updated else None
