@@ -312,6 +312,6 @@ class Answer:
 
     def freshness(self) -> float:
         """Seconds until the first shown part leaves the cache or an anomaly falls
-        due (0 when any part is stale)."""
+        due: 0 when a part is stale, an anomaly tentative, or no part fresh."""
         expires = self._rendering.expires
         return 0.0 if expires == float("inf") else max(0.0, expires - self._now)

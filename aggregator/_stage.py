@@ -79,7 +79,7 @@ class AnomalyCounts:
     """Anomalies since start: ``raised`` by (code, confirmed), counted in each answer
     made afresh (not in one served again from its rendering), and ``withdrawn`` by
     code, when asking a participant again made one disappear (it is then not in
-    ``raised``). Read them, never write them."""
+    ``raised``). Read ``raised_by`` and ``withdrawn_by``; only the aggregator counts."""
 
     raised_by: Counter[tuple[str, bool]] = field(default_factory=Counter)
     withdrawn_by: Counter[str] = field(default_factory=Counter)

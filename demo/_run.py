@@ -39,7 +39,7 @@ from participants import (
 )
 
 from ._tracker import Tally, Tracker, total
-from ._view import PARTICIPANTS, plain_line, screen
+from ._view import PARTICIPANTS, RECENT_ORDERS, plain_line, screen
 
 PROG = "status-aggregator demo"
 
@@ -84,7 +84,6 @@ class Options:
 # The page's list of orders in flight is fed by the demo (the gateway knows no orders):
 # the latest ones, newest first, as many as the live table shows.
 ORDERS_PATH = "/demo/orders"
-RECENT_ORDERS = 14
 
 # The gateway's settings the demo's deadlines depend on.
 TTL_MS = 2_000
@@ -335,7 +334,7 @@ class Demo:
         self, client: aiohttp.ClientSession, gateway_url: str, run: Choreography
     ) -> None:
         self._note_faults(run)
-        ids = self.tracker.pending(recent=14)
+        ids = self.tracker.pending(recent=RECENT_ORDERS)
         if not ids:
             return
         async with client.post(

@@ -12,6 +12,8 @@ from contracts import ParticipantStatus, WorkflowStatus
 
 from ._tracker import Tracker
 
+RECENT_ORDERS = 14  # the orders the live table shows, the latest first
+
 PARTICIPANTS = ("payment", "inventory", "shipping")
 SOURCE_STYLE = {"live": "green", "cache": "cyan", "stale": "yellow"}
 STATUS_STYLE = {
@@ -155,7 +157,7 @@ def screen(
     page_url: str,
     outage: str | None,
     footer: str,
-    rows: int = 14,
+    rows: int = RECENT_ORDERS,
 ) -> RenderableType:
     example = tracker.order[-1] if tracker.order else "order-0001"
     header = Text.assemble(
