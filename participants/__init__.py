@@ -1,7 +1,8 @@
 """Reference payment, inventory and shipping services that choreograph an order.
 
-Each keeps its own SQLite database, reacts to events on a bus and never calls
-another; each serves its query API exactly as ``contracts`` defines it.
+Each keeps its own SQLite database, reacts to events on a bus (NATS JetStream,
+or an in-process one) and never calls another; each serves its query API
+exactly as ``contracts`` defines it.
 """
 
 from ._bus import Bus, InProcessBus
@@ -14,7 +15,10 @@ from ._choreography import (
     ListenError,
     listen,
 )
+from ._deployed import Deployed, Deployment
 from ._events import Event, EventType, order_placed
+from ._nats import BusError, JetStreamServer, NatsBus
+from ._processes import ProcessChoreography, ProcessError, open_choreography
 from ._service import Faults, Participant
 from ._staging import FaultKind, Misrouter, StagedFault, Staging
 from ._store import Record, Store
@@ -26,24 +30,32 @@ __all__ = [
     "DEFAULT_PORTS",
     "SERVICES",
     "Bus",
+    "BusError",
     "Chance",
     "Choreography",
     "ChoreographyConfig",
+    "Deployed",
+    "Deployment",
     "Event",
     "EventType",
     "FaultKind",
     "Faults",
     "InProcessBus",
     "InventoryService",
+    "JetStreamServer",
     "ListenError",
     "Misrouter",
+    "NatsBus",
     "Participant",
     "PaymentService",
+    "ProcessChoreography",
+    "ProcessError",
     "Record",
     "ShippingService",
     "StagedFault",
     "Staging",
     "Store",
     "listen",
+    "open_choreography",
     "order_placed",
 ]

@@ -1,6 +1,9 @@
 """``python -m participants``: run the reference participants on their own.
 
 Point any gateway at them; with ``--place-every`` a shop front places orders.
+On the NATS bus (the default) each participant runs as a process of its own;
+one participant named with ``--only`` and a server given with ``--nats-url``
+runs in this process, as a team would deploy it.
 """
 
 from __future__ import annotations
@@ -14,19 +17,48 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._chance import Chance
-from ._choreography import DEFAULT_PORTS, SERVICES, Choreography, ChoreographyConfig, ListenError
+from ._choreography import DEFAULT_PORTS, SERVICES, ChoreographyConfig, ListenError
+from ._deployed import Deployed, Deployment
+from ._nats import STREAM, BusError
+from ._processes import CHILD_PROG, ProcessChoreography, ProcessError, open_choreography
+from ._tracing import export_spans
 
-PROG = "python -m participants"
+PROG = CHILD_PROG  # what a supervising process reads in a child's last line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only", action="append", choices=sorted(SERVICES), help="run only this participant"
     )
+    parser.add_argument(
+        "--bus",
+        choices=("nats", "memory"),
+        default="nats",
+        help="nats: each participant a process, events through JetStream; "
+        "memory: all in this process, an in-process bus",
+    )
+    parser.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="a NATS server with JetStream (default: start one for the run)",
+    )
+    parser.add_argument(
+        "--ack-wait",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="JetStream delivers an event again when unacknowledged this long",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     for name, port in DEFAULT_PORTS.items():
         parser.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT")
-    parser.add_argument("--db-dir", type=Path, help="keep the SQLite files here")
+    parser.add_argument(
+        "--data-dir",
+        "--db-dir",
+        dest="db_dir",
+        type=Path,
+        help="keep the SQLite files (and the JetStream server's storage) here",
+    )
     parser.add_argument("--seed", type=int, default=1, help="decides failures and step times")
     parser.add_argument(
         "--min-delay", type=float, default=0.5, help="seconds a step takes, at least"
@@ -60,11 +92,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="place an order this often",
     )
+    parser.add_argument(
+        "--trace-file",
+        type=Path,
+        metavar="PATH",
+        help="write this process's spans here as JSON lines (needs the otel extra)",
+    )
 
 
 def config_from(args: argparse.Namespace) -> ChoreographyConfig:
     if not 0 <= args.duplicate_rate <= 1:
         raise ValueError("--duplicate-rate must be between 0 and 1")
+    if args.ack_wait <= 0:
+        raise ValueError("--ack-wait must be positive")
     return ChoreographyConfig(
         host=args.host,
         ports={name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS},
@@ -80,6 +120,9 @@ def config_from(args: argparse.Namespace) -> ChoreographyConfig:
         duplicate_rate=args.duplicate_rate,
         admin=args.admin,
         state_hook=args.state_hook,
+        bus=args.bus,
+        nats_url=args.nats_url,
+        ack_wait=args.ack_wait,
     )
 
 
@@ -88,9 +131,14 @@ async def serve(config: ChoreographyConfig, place_every: float) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with Choreography(config) as run:
+    if config.bus == "nats" and len(config.only) == 1 and config.nats_url:
+        await _serve_one(config, stop)
+        return
+    async with open_choreography(config) as run:
         for name, url in run.urls.items():
             print(f"{name:<9} {url}   (database {run.db_dir}/{name}.sqlite3)", flush=True)
+        if isinstance(run, ProcessChoreography):
+            print(f"events    {run.nats_url}   (JetStream stream {STREAM})", flush=True)
         print("aggregator configuration:", flush=True)
         for name, url in run.urls.items():
             print(f'  [participants.{name}]\n  url = "{url}"', flush=True)
@@ -100,6 +148,29 @@ async def serve(config: ChoreographyConfig, place_every: float) -> None:
                 print(f"placed {workflow_id}", flush=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), place_every if place_every > 0 else None)
+
+
+async def _serve_one(config: ChoreographyConfig, stop: asyncio.Event) -> None:
+    """One participant in this process, on the given NATS server."""
+    name = config.only[0]
+    assert config.nats_url is not None
+    deployment = Deployment(
+        name=name,
+        nats_url=config.nats_url,
+        db_dir=config.db_dir or Path("."),
+        host=config.host,
+        port=config.ports.get(name, 0),
+        chance=config.chance,
+        ack_wait=config.ack_wait,
+        admin=config.admin,
+        state_hook=config.state_hook,
+    )
+    async with Deployed(deployment) as one:
+        # The first line is for a supervising process: this participant listens.
+        print(f"ready {name} {one.base_url}", flush=True)
+        database = deployment.db_dir / f"{name}.sqlite3"
+        print(f"{name:<9} {one.url}   (database {database})", flush=True)
+        await stop.wait()
 
 
 class _ShownDefaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -120,10 +191,16 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(config_from(args), args.place_every))
-    except (ListenError, ValueError) as exc:
+        config = config_from(args)
+        if args.trace_file is not None:
+            export_spans(args.trace_file)
+        asyncio.run(serve(config, args.place_every))
+    except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, ListenError) else 2
+        return 2
+    except (ListenError, BusError, ProcessError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

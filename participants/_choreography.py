@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from aiohttp import web
 
@@ -17,7 +18,7 @@ from contracts import QUERY_PATHS
 
 from ._bus import InProcessBus
 from ._chance import Chance
-from ._events import order_placed
+from ._events import Event, order_placed
 from ._service import Participant
 from ._staging import Misrouter, Staging
 from ._store import Store
@@ -48,6 +49,12 @@ class ChoreographyConfig:
     duplicate_rate: float = 0.05
     admin: bool = False
     state_hook: bool = False  # POST /_contract/state, for the contract kit
+    # "memory": one process, an in-process bus (Choreography). "nats": each participant
+    # a process of its own on JetStream (ProcessChoreography).
+    bus: Literal["memory", "nats"] = "memory"
+    nats_url: str | None = None  # None: start a JetStream server for the run
+    ack_wait: float = 5.0  # seconds before JetStream delivers an unacknowledged event again
+    trace_dir: Path | None = None  # participant processes write their spans here (JSON lines)
 
 
 async def listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
@@ -98,7 +105,7 @@ class Choreography:
             for name in self.config.only:
                 service_type = SERVICES[name]
                 store = await stack.enter_async_context(Store(self.db_dir / f"{name}.sqlite3"))
-                service = service_type(store, self.bus, self.config.chance, staging=self.staging)
+                service = service_type(store, self.bus, self.config.chance)
                 runner = await listen(
                     service.app(admin=self.config.admin, state_hook=self.config.state_hook),
                     self.config.host,
@@ -111,8 +118,11 @@ class Choreography:
                 self.services[name] = service
                 self.base_urls[name] = base
                 self.urls[name] = base + QUERY_PATHS[name]
+            self.staging.observe(self.bus, self.config.chance)
             if self.config.chance.rogue_event_rate > 0:
                 Misrouter(self.bus, self.config.chance, self.staging)
+            for service in self.services.values():
+                await service.start()
             # Closed first: no step or delivery may touch a database after it closes.
             stack.push_async_callback(self._quiesce)
             if "payment" in self.services:
@@ -138,16 +148,16 @@ class Choreography:
     async def place_order(self) -> str:
         """Announce OrderPlaced for a new order, as a shop front would; return its id."""
         self._orders += 1
-        workflow_id = f"order-{self._orders:04d}"
-        quantities = {
-            sku: self._rng.randint(1, 3)
-            for sku in self._rng.sample(CATALOGUE, self._rng.randint(1, 3))
-        }
-        items: list[dict[str, object]] = [
-            {"sku": sku, "quantity": quantity} for sku, quantity in quantities.items()
-        ]
-        amount = 1250 * sum(quantities.values())
-        await self.bus.publish(
-            order_placed(workflow_id, amount=amount, currency="EUR", items=items)
-        )
-        return workflow_id
+        event = new_order(self._rng, self._orders)
+        await self.bus.publish(event)
+        return event.workflow_id
+
+
+def new_order(rng: random.Random, number: int) -> Event:
+    """The shop front's order ``number``: ``order-0042``, a few items drawn by ``rng``."""
+    quantities = {sku: rng.randint(1, 3) for sku in rng.sample(CATALOGUE, rng.randint(1, 3))}
+    items: list[dict[str, object]] = [
+        {"sku": sku, "quantity": quantity} for sku, quantity in quantities.items()
+    ]
+    amount = 1250 * sum(quantities.values())
+    return order_placed(f"order-{number:04d}", amount=amount, currency="EUR", items=items)

@@ -32,6 +32,8 @@ class Event(BaseModel):
     workflow_id: str
     occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     data: dict[str, Any] = {}
+    # The trace context of the change that caused it: message headers, not the body.
+    trace: dict[str, str] = Field(default_factory=dict, exclude=True)
 
 
 def order_placed(

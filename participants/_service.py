@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -18,8 +21,8 @@ from ._bus import Bus
 from ._bus import Handler as EventHandler
 from ._chance import Chance
 from ._events import Event, EventType
-from ._staging import FaultKind, Staging
-from ._store import Record, Store
+from ._store import Later, Record, Step, Store
+from ._tracing import handling, publishing, serving, stepping, trace_headers
 
 JSON = "application/json"
 
@@ -49,12 +52,25 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
+StepHandler = Callable[[Step], Awaitable[None]]
+log = logging.getLogger("participants.service")
+# A step that fails is tried again this often, then left for the next start.
+STEP_ATTEMPTS = 5
+RETRY_AFTER = 1.0
+FLUSH_FOR = 2.0
+
+
 class Participant(ABC):
     """A reference participant: local state, events in and out, a query API.
 
     Subclasses name themselves (one of the built-in participants: their query
     path is ``QUERY_PATHS[name]``) and their contract model, and subscribe their
-    handlers in ``wire``.
+    handlers and steps in ``wire``.
+
+    Everything a participant does is durable: a handler's change, the events it
+    causes (written to the outbox, published by ``start``'s relay) and the steps
+    it schedules are committed together, and ``start`` takes up the steps a
+    previous run left. Killed at any moment and started again, it goes on.
     """
 
     name: ClassVar[str]
@@ -67,22 +83,22 @@ class Participant(ABC):
         chance: Chance,
         *,
         rng: random.Random | None = None,
-        staging: Staging | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.chance = chance
-        self.staging = staging or Staging()
         self.faults = Faults()
         self._rng = rng or random.Random(chance.seed)
         self._light = asyncio.Event()
         self._light.set()
-        self._steps: set[asyncio.Task[None]] = set()
+        self._step_handlers: dict[str, StepHandler] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox = asyncio.Event()  # set when the outbox may have rows to publish
         self.wire()
 
     @abstractmethod
     def wire(self) -> None:
-        """Subscribe this participant's handlers to the bus, with ``react``."""
+        """Subscribe this participant's handlers (``react``) and name its steps (``step``)."""
 
     @abstractmethod
     def sample(self, state: str) -> dict[str, Any]:
@@ -96,34 +112,123 @@ class Participant(ABC):
 
         async def unless_lost(event: Event) -> None:
             if self.chance.lost_event(event.workflow_id) is event.type:
-                self.staging.record(event.workflow_id, FaultKind.LOST_EVENT, event.type)
+                log.info("%s drops %s for %s (staged)", self.name, event.type, event.workflow_id)
                 return
-            await handler(event)
+            with handling(self.name, event):
+                await handler(event)
 
         self.bus.subscribe(event_type, unless_lost)
 
-    def later(self, workflow_id: str, step: str, then: Callable[[], Awaitable[None]]) -> None:
-        """Run ``then`` after the seeded delay of this step."""
-        delay = self.chance.delay(workflow_id, f"{self.name}:{step}")
+    def step(self, name: str, handler: StepHandler) -> None:
+        """Name a step ``later`` can schedule; ``handler`` takes it with ``commit(step=...)``."""
+        self._step_handlers[name] = handler
 
-        async def wait_then() -> None:
-            await asyncio.sleep(delay)
-            await then()
+    def later(self, step: str, workflow_id: str, **data: Any) -> Later:
+        """The step, after the seeded delay it takes for this workflow."""
+        return Later(step, self.chance.delay(workflow_id, f"{self.name}:{step}"), data)
 
-        task = asyncio.create_task(wait_then())
-        self._steps.add(task)
-        task.add_done_callback(self._steps.discard)
+    async def commit(
+        self,
+        workflow_id: str,
+        state: str | None,
+        *,
+        event_id: str | None = None,
+        step: Step | None = None,
+        when: Iterable[str | None] = (None,),
+        data: dict[str, Any] | None = None,
+        emit: Sequence[tuple[EventType, dict[str, Any]]] = (),
+        then: Sequence[Later] = (),
+    ) -> Record | None:
+        """``Store.change`` with events to emit and steps to take, all in one
+        transaction; then the steps are scheduled and the relay woken."""
+        events = [Event(type=kind, workflow_id=workflow_id, data=body) for kind, body in emit]
+        record = await self.store.change(
+            workflow_id,
+            state,
+            event_id=event_id,
+            step=None if step is None else step.name,
+            when=when,
+            data=data,
+            emit=[(event.event_id, event.model_dump_json()) for event in events],
+            then=then,
+            headers=trace_headers(),
+        )
+        if record is None and state is not None:
+            return None
+        for later in then:
+            self._spawn(self._take(workflow_id, later.name, later.delay))
+        if events:
+            self._outbox.set()
+        return record
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        """Take up the steps left by an earlier run, and publish what the outbox holds."""
+        now = time.time()
+        for pending in await self.store.steps():
+            self._spawn(self._take(pending.workflow_id, pending.name, pending.due - now))
+        self._spawn(self._relay())
+
+    async def _take(self, workflow_id: str, name: str, delay: float) -> None:
+        await asyncio.sleep(max(0.0, delay))
+        for attempt in range(1, STEP_ATTEMPTS + 1):
+            pending = await self.store.step(workflow_id, name)
+            if pending is None:
+                return  # taken already
+            try:
+                with stepping(self.name, pending):
+                    await self._step_handlers[name](pending)
+            except Exception:
+                log.exception(
+                    "%s: step %s of %s failed (%d)", self.name, name, workflow_id, attempt
+                )
+                await asyncio.sleep(RETRY_AFTER)
+            else:
+                return
+
+    async def _relay(self) -> None:
+        """Publish the outbox in order, marking each event sent once the bus has it.
+
+        A crash before the mark publishes the event again at the next start; the
+        bus drops it by its id (JetStream's deduplication; consumers' event ids)."""
+        while True:
+            self._outbox.clear()
+            await self._publish_unsent()
+            if not self._outbox.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outbox.wait(), RETRY_AFTER)
+
+    async def _publish_unsent(self) -> None:
+        for outgoing in await self.store.unsent():
+            event = Event.model_validate_json(outgoing.event).model_copy(
+                update={"trace": outgoing.headers}
+            )
+            while True:
+                try:
+                    with publishing(self.name, event) as headers:
+                        await self.bus.publish(event.model_copy(update={"trace": headers}))
+                except Exception as exc:
+                    log.warning("%s: cannot publish %s yet: %s", self.name, event.type, exc)
+                    await asyncio.sleep(RETRY_AFTER)
+                else:
+                    break
+            await self.store.mark_sent(outgoing.seq)
 
     async def aclose(self) -> None:
-        """Cancel the steps still waiting, and release requests held by ``dark``."""
+        """Stop the steps (they stay in the database, for the next start), publish
+        what the outbox still holds (for ``FLUSH_FOR`` seconds at most: the rest
+        goes at the next start), and release requests held by ``dark``."""
         self._light.set()
-        steps = list(self._steps)
-        for task in steps:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*steps, return_exceptions=True)
-
-    async def announce(self, event_type: EventType, workflow_id: str, **data: Any) -> None:
-        await self.bus.publish(Event(type=event_type, workflow_id=workflow_id, data=data))
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._publish_unsent(), FLUSH_FOR)
 
     def render(self, record: Record) -> ParticipantView:
         """The record as the contract model; the model validates what is served."""
@@ -148,7 +253,8 @@ class Participant(ABC):
 
     async def _query(self, request: web.Request) -> web.StreamResponse:
         workflow_id = request.match_info["workflow_id"]
-        record = await self.store.get(workflow_id)
+        with serving(self.name, workflow_id, request.headers):
+            record = await self.store.get(workflow_id)
         if record is None:
             return _problem(404, "No record", f"{self.name} has no record of {workflow_id!r}")
         return web.Response(body=self.render(record).model_dump_json().encode(), content_type=JSON)

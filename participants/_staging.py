@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ._bus import Bus
-from ._chance import Chance
+from ._chance import LOST_EVENT_ANOMALY, Chance
 from ._events import Event, EventType
 
 log = logging.getLogger("participants.staging")
@@ -58,6 +58,17 @@ class Staging:
         self.faults[workflow_id] = StagedFault(workflow_id, kind, event, self._clock())
         log.info("staged %s: %s for %s", kind, event, workflow_id)
         return True
+
+    def observe(self, bus: Bus, chance: Chance) -> None:
+        """Note each lost event as it is published: its consumer drops it when it
+        arrives, so the order stops from then on."""
+
+        async def on_event(event: Event) -> None:
+            if chance.lost_event(event.workflow_id) is event.type:
+                self.record(event.workflow_id, FaultKind.LOST_EVENT, event.type)
+
+        for event_type in LOST_EVENT_ANOMALY:
+            bus.subscribe(event_type, on_event)
 
 
 class Misrouter:

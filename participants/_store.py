@@ -1,11 +1,17 @@
-"""Each participant's own SQLite database: its records and the events it has handled."""
+"""Each participant's own SQLite database: its records, the events it has handled,
+the events it must publish (its outbox) and the steps it has yet to take.
+
+A change, the event that caused it, the events it causes and the steps it
+schedules are written in one transaction: a crash leaves all of them or none.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +31,21 @@ CREATE TABLE IF NOT EXISTS handled_events (
     event_id TEXT PRIMARY KEY,
     handled_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    event TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS steps (
+    workflow_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    due REAL NOT NULL,
+    data TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, step)
+);
 """
 
 
@@ -37,6 +58,38 @@ class Record:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A step a participant has yet to take for a workflow, due at ``due`` (epoch
+    seconds: it survives a restart). ``headers`` carry the trace context of the
+    change that scheduled it."""
+
+    workflow_id: str
+    name: str
+    due: float
+    data: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An event waiting in the outbox, as written: its JSON and its headers."""
+
+    seq: int
+    event_id: str
+    event: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Later:
+    """A step to schedule with a change: ``name`` after ``delay`` seconds."""
+
+    name: str
+    delay: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Store:
     """A participant's state, in one SQLite file it alone opens.
 
@@ -44,8 +97,9 @@ class Store:
     it, so an event delivered twice changes nothing the second time.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()  # one connection: transactions must not interleave
 
@@ -73,21 +127,33 @@ class Store:
         return self._db
 
     async def get(self, workflow_id: str) -> Record | None:
-        return await self._get_in(self._conn, workflow_id)
+        async with self._lock:  # never a change a transaction may still undo
+            return await self._get_in(self._conn, workflow_id)
 
     async def change(
         self,
         workflow_id: str,
-        state: str,
+        state: str | None,
         *,
         event_id: str | None = None,
+        step: str | None = None,
         when: Iterable[str | None] = (None,),
         data: dict[str, Any] | None = None,
+        emit: Sequence[tuple[str, str]] = (),
+        then: Sequence[Later] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> Record | None:
-        """Move the record to ``state`` if its current state is in ``when`` (None: no record).
+        """Move the record to ``state`` if its current state is in ``when`` (None: no
+        record), in one transaction with what the change causes.
 
-        Returns the new record, or None when the event was already handled or
-        the record is not in a state this change applies to.
+        ``event_id``: the event this handles; ``step``: the scheduled step this takes.
+        Either already done makes the call change nothing. ``emit``: events (id, JSON)
+        to put in the outbox; ``then``: steps to schedule; both only if the record
+        changes, with ``headers`` (trace context). ``state`` None changes no record and
+        only schedules ``then`` (after noting the event).
+
+        Returns the new record, or None when the event or step was already handled,
+        the record is not in a state this change applies to, or ``state`` is None.
         """
         allowed = set(when)
         async with self._lock:
@@ -103,17 +169,43 @@ class Store:
                     if cursor.rowcount == 0:
                         await db.rollback()
                         return None
-                current = await self._get_in(db, workflow_id)
-                if (current.state if current else None) not in allowed:
-                    await db.commit()  # keep the event as handled: it does not apply
-                    return None
-                merged = {**(current.data if current else {}), **(data or {})}
-                record = Record(
-                    workflow_id, state, (current.version if current else 0) + 1, now, merged
-                )
-                await db.execute(
-                    "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
-                    (workflow_id, state, record.version, now.isoformat(), json.dumps(merged)),
+                if step is not None:
+                    cursor = await db.execute(
+                        "DELETE FROM steps WHERE workflow_id = ? AND step = ?", (workflow_id, step)
+                    )
+                    if cursor.rowcount == 0:
+                        await db.rollback()
+                        return None
+                record = None
+                if state is not None:
+                    current = await self._get_in(db, workflow_id)
+                    if (current.state if current else None) not in allowed:
+                        await db.commit()  # keep the event or step as handled: it does not apply
+                        return None
+                    merged = {**(current.data if current else {}), **(data or {})}
+                    record = Record(
+                        workflow_id, state, (current.version if current else 0) + 1, now, merged
+                    )
+                    await db.execute(
+                        "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
+                        (workflow_id, state, record.version, now.isoformat(), json.dumps(merged)),
+                    )
+                    await db.executemany(
+                        "INSERT INTO outbox (event_id, event, headers) VALUES (?, ?, ?)",
+                        [(eid, body, json.dumps(headers or {})) for eid, body in emit],
+                    )
+                await db.executemany(
+                    "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            workflow_id,
+                            later.name,
+                            self._clock() + later.delay,
+                            json.dumps(dict(later.data)),
+                            json.dumps(headers or {}),
+                        )
+                        for later in then
+                    ],
                 )
                 await db.commit()
                 return record
@@ -150,3 +242,52 @@ class Store:
         async with self._conn.execute("SELECT COUNT(*) FROM records") as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def steps(self) -> list[Step]:
+        """The steps not yet taken, earliest first."""
+        async with (
+            self._lock,
+            self._conn.execute(
+                "SELECT workflow_id, step, due, data, headers FROM steps ORDER BY due"
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [Step(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4])) for r in rows]
+
+    async def step(self, workflow_id: str, name: str) -> Step | None:
+        async with (
+            self._lock,
+            self._conn.execute(
+                "SELECT workflow_id, step, due, data, headers FROM steps"
+                " WHERE workflow_id = ? AND step = ?",
+                (workflow_id, name),
+            ) as cursor,
+        ):
+            r = await cursor.fetchone()
+        return None if r is None else Step(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]))
+
+    async def unsent(self, limit: int = 256) -> list[Outgoing]:
+        """Events in the outbox not yet marked sent, in the order they were written
+        (read between transactions: never an event a transaction may still undo)."""
+        async with (
+            self._lock,
+            self._conn.execute(
+                "SELECT seq, event_id, event, headers FROM outbox"
+                " WHERE sent = 0 ORDER BY seq LIMIT ?",
+                (limit,),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [Outgoing(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    async def mark_sent(self, seq: int) -> None:
+        async with self._lock:
+            await self._conn.execute("UPDATE outbox SET sent = 1 WHERE seq = ?", (seq,))
+            await self._conn.commit()
+
+    async def outbox_counts(self) -> tuple[int, int]:
+        """Events written to the outbox, and how many of them are marked sent."""
+        query = "SELECT COUNT(*), COALESCE(SUM(sent), 0) FROM outbox"
+        async with self._lock, self._conn.execute(query) as c:
+            row = await c.fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)

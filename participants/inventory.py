@@ -8,6 +8,7 @@ from contracts import InventoryView
 
 from ._events import Event, EventType
 from ._service import Participant
+from ._store import Step
 
 
 class InventoryService(Participant):
@@ -20,6 +21,8 @@ class InventoryService(Participant):
     def wire(self) -> None:
         self.react(EventType.PAYMENT_CAPTURED, self.on_payment_captured)
         self.react(EventType.PAYMENT_REFUNDED, self.on_payment_refunded)
+        self.step("reserve", self._reserve)
+        self.step("release", self._release)
 
     def sample(self, state: str) -> dict[str, Any]:
         held = [{"sku": "book-1", "quantity": 1}] if state == "reserved" else []
@@ -28,35 +31,44 @@ class InventoryService(Participant):
     async def on_payment_captured(self, event: Event) -> None:
         workflow_id = event.workflow_id
         items: list[dict[str, Any]] = event.data.get("items", [])
-        opened = await self.store.change(
-            workflow_id, "pending", event_id=event.event_id, data={"items": []}
+        await self.commit(
+            workflow_id,
+            "pending",
+            event_id=event.event_id,
+            data={"items": []},
+            then=[self.later("reserve", workflow_id, items=items)],
         )
-        if opened:
-            self.later(workflow_id, "reserve", lambda: self._reserve(workflow_id, items))
 
-    async def _reserve(self, workflow_id: str, items: list[dict[str, Any]]) -> None:
+    async def _reserve(self, step: Step) -> None:
+        workflow_id, items = step.workflow_id, step.data.get("items", [])
         if self.chance.out_of_stock(workflow_id):
-            if await self.store.change(workflow_id, "out_of_stock", when=("pending",)):
-                await self.announce(EventType.OUT_OF_STOCK, workflow_id, items=items)
+            missing = (EventType.OUT_OF_STOCK, {"items": items})
+            await self.commit(
+                workflow_id, "out_of_stock", step=step, when=("pending",), emit=[missing]
+            )
             return
-        reserved = await self.store.change(
-            workflow_id, "reserved", when=("pending",), data={"items": items}
+        reserved = (EventType.STOCK_RESERVED, {"items": items})
+        await self.commit(
+            workflow_id,
+            "reserved",
+            step=step,
+            when=("pending",),
+            data={"items": items},
+            emit=[reserved],
         )
-        if reserved:
-            await self.announce(EventType.STOCK_RESERVED, workflow_id, items=items)
 
     async def on_payment_refunded(self, event: Event) -> None:
         workflow_id = event.workflow_id
+        await self.commit(
+            workflow_id, None, event_id=event.event_id, then=[self.later("release", workflow_id)]
+        )
 
-        async def release() -> None:
-            released = await self.store.change(
-                workflow_id,
-                "released",
-                event_id=event.event_id,
-                when=("out_of_stock", "reserved"),
-                data={"items": []},
-            )
-            if released:
-                await self.announce(EventType.STOCK_RELEASED, workflow_id)
-
-        self.later(workflow_id, "release", release)
+    async def _release(self, step: Step) -> None:
+        await self.commit(
+            step.workflow_id,
+            "released",
+            step=step,
+            when=("out_of_stock", "reserved"),
+            data={"items": []},
+            emit=[(EventType.STOCK_RELEASED, {})],
+        )

@@ -8,6 +8,7 @@ from contracts import PaymentView
 
 from ._events import Event, EventType
 from ._service import Participant
+from ._store import Step
 
 
 class PaymentService(Participant):
@@ -20,6 +21,9 @@ class PaymentService(Participant):
     def wire(self) -> None:
         self.react(EventType.ORDER_PLACED, self.on_order_placed)
         self.react(EventType.OUT_OF_STOCK, self.on_out_of_stock)
+        self.step("authorize", self._authorize)
+        self.step("settle", self._settle)
+        self.step("refund", self._refund)
 
     def sample(self, state: str) -> dict[str, Any]:
         return {"amount": 1999, "currency": "EUR", "items": []}
@@ -27,32 +31,45 @@ class PaymentService(Participant):
     async def on_order_placed(self, event: Event) -> None:
         workflow_id = event.workflow_id
         order = {key: event.data[key] for key in ("amount", "currency", "items")}
-        if await self.store.change(workflow_id, "pending", event_id=event.event_id, data=order):
-            self.later(workflow_id, "authorize", lambda: self._authorize(workflow_id))
+        await self.commit(
+            workflow_id,
+            "pending",
+            event_id=event.event_id,
+            data=order,
+            then=[self.later("authorize", workflow_id)],
+        )
 
-    async def _authorize(self, workflow_id: str) -> None:
-        if await self.store.change(workflow_id, "authorized", when=("pending",)):
-            self.later(workflow_id, "settle", lambda: self._settle(workflow_id))
+    async def _authorize(self, step: Step) -> None:
+        workflow_id = step.workflow_id
+        await self.commit(
+            workflow_id,
+            "authorized",
+            step=step,
+            when=("pending",),
+            then=[self.later("settle", workflow_id)],
+        )
 
-    async def _settle(self, workflow_id: str) -> None:
+    async def _settle(self, step: Step) -> None:
+        workflow_id = step.workflow_id
         if self.chance.payment_fails(workflow_id):
-            if await self.store.change(workflow_id, "failed", when=("authorized",)):
-                await self.announce(EventType.PAYMENT_FAILED, workflow_id, reason="card declined")
+            failed = (EventType.PAYMENT_FAILED, {"reason": "card declined"})
+            await self.commit(workflow_id, "failed", step=step, when=("authorized",), emit=[failed])
             return
-        record = await self.store.change(workflow_id, "captured", when=("authorized",))
-        if record is not None:
-            await self.announce(
-                EventType.PAYMENT_CAPTURED, workflow_id, items=record.data.get("items", [])
-            )
+        record = await self.store.get(workflow_id)
+        captured = (
+            EventType.PAYMENT_CAPTURED,
+            {"items": record.data.get("items", []) if record else []},
+        )
+        await self.commit(workflow_id, "captured", step=step, when=("authorized",), emit=[captured])
 
     async def on_out_of_stock(self, event: Event) -> None:
         workflow_id = event.workflow_id
+        await self.commit(
+            workflow_id, None, event_id=event.event_id, then=[self.later("refund", workflow_id)]
+        )
 
-        async def refund() -> None:
-            refunded = await self.store.change(
-                workflow_id, "refunded", event_id=event.event_id, when=("captured",)
-            )
-            if refunded:
-                await self.announce(EventType.PAYMENT_REFUNDED, workflow_id)
-
-        self.later(workflow_id, "refund", refund)
+    async def _refund(self, step: Step) -> None:
+        refunded: tuple[EventType, dict[str, Any]] = (EventType.PAYMENT_REFUNDED, {})
+        await self.commit(
+            step.workflow_id, "refunded", step=step, when=("captured",), emit=[refunded]
+        )

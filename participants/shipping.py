@@ -8,6 +8,7 @@ from contracts import ShippingView
 
 from ._events import Event, EventType
 from ._service import Participant
+from ._store import Step
 
 CARRIER = "parcelco"
 
@@ -21,6 +22,9 @@ class ShippingService(Participant):
 
     def wire(self) -> None:
         self.react(EventType.STOCK_RESERVED, self.on_stock_reserved)
+        self.step("schedule", self._schedule)
+        self.step("dispatch", self._dispatch)
+        self.step("deliver", self._deliver)
 
     def sample(self, state: str) -> dict[str, Any]:
         if state == "pending":
@@ -29,25 +33,41 @@ class ShippingService(Participant):
 
     async def on_stock_reserved(self, event: Event) -> None:
         workflow_id = event.workflow_id
-        if await self.store.change(workflow_id, "pending", event_id=event.event_id):
-            self.later(workflow_id, "schedule", lambda: self._schedule(workflow_id))
+        await self.commit(
+            workflow_id,
+            "pending",
+            event_id=event.event_id,
+            then=[self.later("schedule", workflow_id)],
+        )
 
-    async def _schedule(self, workflow_id: str) -> None:
+    async def _schedule(self, step: Step) -> None:
+        workflow_id = step.workflow_id
         tracking = "PC" + workflow_id.upper().replace("-", "")[-10:]
-        scheduled = await self.store.change(
+        await self.commit(
             workflow_id,
             "scheduled",
+            step=step,
             when=("pending",),
             data={"carrier": CARRIER, "tracking_number": tracking},
+            emit=[(EventType.SHIPMENT_SCHEDULED, {"tracking": tracking})],
+            then=[self.later("dispatch", workflow_id)],
         )
-        if scheduled:
-            await self.announce(EventType.SHIPMENT_SCHEDULED, workflow_id, tracking=tracking)
-            self.later(workflow_id, "dispatch", lambda: self._dispatch(workflow_id))
 
-    async def _dispatch(self, workflow_id: str) -> None:
-        if await self.store.change(workflow_id, "in_transit", when=("scheduled",)):
-            self.later(workflow_id, "deliver", lambda: self._deliver(workflow_id))
+    async def _dispatch(self, step: Step) -> None:
+        workflow_id = step.workflow_id
+        await self.commit(
+            workflow_id,
+            "in_transit",
+            step=step,
+            when=("scheduled",),
+            then=[self.later("deliver", workflow_id)],
+        )
 
-    async def _deliver(self, workflow_id: str) -> None:
-        if await self.store.change(workflow_id, "delivered", when=("in_transit",)):
-            await self.announce(EventType.SHIPMENT_DELIVERED, workflow_id)
+    async def _deliver(self, step: Step) -> None:
+        await self.commit(
+            step.workflow_id,
+            "delivered",
+            step=step,
+            when=("in_transit",),
+            emit=[(EventType.SHIPMENT_DELIVERED, {})],
+        )

@@ -1,0 +1,117 @@
+"""The participants' spans: one order's events, handlers and steps in one trace.
+
+Only the OpenTelemetry API is used; with no SDK configured every span is the
+API's no-op one. Trace context travels in the W3C ``traceparent`` header: in
+query requests, in event messages' headers, and in the outbox and step rows, so
+that a step taken after a restart still continues the trace of the change that
+scheduled it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Tracer
+
+from ._events import Event
+from ._store import Step
+
+tracer = trace.get_tracer("participants")
+
+
+def trace_headers() -> dict[str, str]:
+    """The current trace context as headers (empty when no span is recording)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def _parent(headers: Mapping[str, str]) -> context.Context:
+    return propagate.extract(headers)
+
+
+def _attributes(participant: str, event: Event) -> dict[str, str]:
+    return {
+        "participant": participant,
+        "workflow.id": event.workflow_id,
+        "messaging.system": "nats",
+        "messaging.destination.name": subject(event),
+        "messaging.message.id": event.event_id,
+    }
+
+
+def subject(event: Event) -> str:
+    """The subject an event is published on: ``orders.<EventType>``."""
+    return f"orders.{event.type}"
+
+
+@contextmanager
+def handling(participant: str, event: Event) -> Iterator[Span]:
+    """A consumer span for a handler, child of the span that published the event."""
+    with tracer.start_as_current_span(
+        f"process {event.type}",
+        context=_parent(event.trace),
+        kind=SpanKind.CONSUMER,
+        attributes=_attributes(participant, event),
+    ) as span:
+        yield span
+
+
+@contextmanager
+def stepping(participant: str, step: Step) -> Iterator[Span]:
+    """A span for a scheduled step, child of the change that scheduled it."""
+    with tracer.start_as_current_span(
+        f"{participant} {step.name}",
+        context=_parent(step.headers),
+        attributes={"participant": participant, "workflow.id": step.workflow_id},
+    ) as span:
+        yield span
+
+
+@contextmanager
+def publishing(source: str, event: Event, *, by: Tracer = tracer) -> Iterator[dict[str, str]]:
+    """A producer span for sending ``event``, child of the change that caused it
+    (``event.trace``); yields the headers that carry it to the consumers."""
+    with by.start_as_current_span(
+        f"publish {event.type}",
+        context=_parent(event.trace),
+        kind=SpanKind.PRODUCER,
+        attributes=_attributes(source, event),
+    ):
+        yield trace_headers()
+
+
+@contextmanager
+def serving(participant: str, workflow_id: str, headers: Mapping[str, str]) -> Iterator[Span]:
+    """A server span for a query, child of the caller's (the aggregator's client span)."""
+    with tracer.start_as_current_span(
+        f"GET {participant} query",
+        context=_parent(headers),
+        kind=SpanKind.SERVER,
+        attributes={"participant": participant, "workflow.id": workflow_id},
+    ) as span:
+        yield span
+
+
+def export_spans(path: Path) -> None:
+    """Make this process record its spans and write each, as it ends, to ``path`` as
+    a JSON line (a process killed with SIGKILL loses none it has ended).
+
+    Needs the OpenTelemetry SDK (the ``otel`` extra); ValueError says so."""
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+    except ImportError:
+        raise ValueError(
+            "--trace-file needs the OpenTelemetry SDK:"
+            " pip install 'choreography-status-aggregator[otel]'"
+        ) from None
+    out = path.open("a", buffering=1, encoding="utf-8")  # line-buffered: one span, one write
+    provider = TracerProvider(resource=Resource.create({"service.name": path.stem}))
+    exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
