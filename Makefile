@@ -10,8 +10,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# The otel extra records spans: the demo's --trace prints them.
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[otel]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)

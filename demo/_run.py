@@ -11,14 +11,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 import aiohttp
 from aiohttp import web
@@ -29,19 +32,26 @@ from aggregator import ORDER_FULFILMENT, Settings, StatusAggregator
 from aggregator.gateway import GATEWAY, create_app
 from contracts import BatchResponse
 from participants import (
+    BusError,
     Chance,
     Choreography,
     ChoreographyConfig,
     FaultKind,
     ListenError,
+    ProcessChoreography,
+    ProcessError,
     StagedFault,
     listen,
+    open_choreography,
 )
 
+from ._trace import Recorder, tree
 from ._tracker import Tally, Tracker, total
 from ._view import PARTICIPANTS, RECENT_ORDERS, plain_line, screen
 
 PROG = "status-aggregator demo"
+OTEL_INSTALL = "pip install 'choreography-status-aggregator[otel]'"
+Run = Choreography | ProcessChoreography
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,11 @@ class Options:
     refresh_every: float = 0.5
     db_dir: Path | None = None
     plain: bool = False
+    bus: Literal["nats", "memory"] = "nats"
+    nats_url: str | None = None
+    outage: Literal["dark", "crash"] = "dark"  # crash: SIGKILL the process, start it again
+    trace: str | None = None  # an order whose spans to print as a tree at the end
+    trace_dir: Path | None = None  # where participant processes write their spans
 
     @property
     def stuck_after(self) -> float:
@@ -163,8 +178,11 @@ class Demo:
             db_dir=o.db_dir,
             chance=o.chance(),
             admin=True,
+            bus=o.bus,
+            nats_url=o.nats_url,
+            trace_dir=o.trace_dir,
         )
-        async with Choreography(config) as run:
+        async with open_choreography(config) as run:
             stuck_ms = round(o.stuck_after * 1000)
             settings = Settings.model_validate(
                 {
@@ -196,9 +214,7 @@ class Demo:
         """The ids the operator page lists as orders in flight."""
         return web.json_response(self.tracker.order[-RECENT_ORDERS:][::-1])
 
-    async def _drive(
-        self, run: Choreography, gateway_url: str, aggregator: StatusAggregator
-    ) -> Summary:
+    async def _drive(self, run: Run, gateway_url: str, aggregator: StatusAggregator) -> Summary:
         self._say(f"gateway {gateway_url}")
         self._say(f"page: {page_url(gateway_url)}")
         self._say(f"try: curl -s {gateway_url}/workflows/order-0001/status")
@@ -228,7 +244,7 @@ class Demo:
         client: aiohttp.ClientSession,
         gateway_url: str,
         aggregator: StatusAggregator,
-        run: Choreography,
+        run: Run,
     ) -> None:
         """Read the orders through the gateway and show them, until stopped or out of time."""
         every = self.options.refresh_every
@@ -280,7 +296,7 @@ class Demo:
             outages=self.outages,
         )
 
-    async def _place(self, run: Choreography) -> None:
+    async def _place(self, run: Run) -> None:
         chance = run.config.chance
         while True:
             workflow_id = await run.place_order()
@@ -300,7 +316,7 @@ class Demo:
         settle = (TTL_MS + BREAKER_RESET_MS) / 1000 + o.outage_for + 2 * o.refresh_every + 2.0
         return due + settle
 
-    def _note_faults(self, run: Choreography) -> None:
+    def _note_faults(self, run: Run) -> None:
         for fault in run.staging.faults.values():
             if self.tracker.struck(fault.workflow_id):
                 continue  # already noted
@@ -309,30 +325,48 @@ class Demo:
             code = run.config.chance.expected_anomaly(fault.workflow_id)
             self._say(f"staged: {fault.workflow_id} {fault.kind} {fault.event}, expect {code}")
 
-    async def _stage_outages(self, run: Choreography, client: aiohttp.ClientSession) -> None:
+    async def _stage_outages(self, run: Run, client: aiohttp.ClientSession) -> None:
         o = self.options
         turn = 0
         while True:
             await asyncio.sleep(o.outage_every)
             name = PARTICIPANTS[turn % len(PARTICIPANTS)]
             turn += 1
-            admin = f"{run.base_urls[name]}/_admin/faults"
-            async with client.put(admin, json={"dark": True}) as response:
-                response.raise_for_status()
             self.outages += 1
-            self.outage = f"{name} has gone dark for {o.outage_for:g} s"
-            self._say(f"outage: {name} goes dark for {o.outage_for:g} s")
-            try:
-                await asyncio.sleep(o.outage_for)
-            finally:
-                async with client.put(admin, json={"dark": False}) as response:
-                    response.raise_for_status()
-                self.outage = None
-                self._say(f"outage: {name} answers again")
+            if isinstance(run, ProcessChoreography) and o.outage == "crash":
+                await self._crash(run, name)
+            else:
+                await self._go_dark(run, client, name)
 
-    async def _refresh(
-        self, client: aiohttp.ClientSession, gateway_url: str, run: Choreography
-    ) -> None:
+    async def _go_dark(self, run: Run, client: aiohttp.ClientSession, name: str) -> None:
+        o = self.options
+        admin = f"{run.base_urls[name]}/_admin/faults"
+        async with client.put(admin, json={"dark": True}) as response:
+            response.raise_for_status()
+        self.outage = f"{name} has gone dark for {o.outage_for:g} s"
+        self._say(f"outage: {name} goes dark for {o.outage_for:g} s")
+        try:
+            await asyncio.sleep(o.outage_for)
+        finally:
+            async with client.put(admin, json={"dark": False}) as response:
+                response.raise_for_status()
+            self.outage = None
+            self._say(f"outage: {name} answers again")
+
+    async def _crash(self, run: ProcessChoreography, name: str) -> None:
+        """Kill the participant's process; start it again after the outage. Its parts
+        turn stale, then catch up as it takes up its steps and the events it missed."""
+        o = self.options
+        await run.kill(name)
+        self.outage = f"{name} was killed (SIGKILL); it restarts in {o.outage_for:g} s"
+        self._say(f"outage: {name} killed (SIGKILL) for {o.outage_for:g} s")
+        await asyncio.sleep(o.outage_for)  # cancelled: the run ends, and stops them all
+        self.outage = f"{name} is starting again"
+        await run.start(name)
+        self.outage = None
+        self._say(f"outage: {name} restarted; it catches up on the events it missed")
+
+    async def _refresh(self, client: aiohttp.ClientSession, gateway_url: str, run: Run) -> None:
         self._note_faults(run)
         ids = self.tracker.pending(recent=RECENT_ORDERS)
         if not ids:
@@ -390,7 +424,37 @@ def _parser() -> argparse.ArgumentParser:
             metavar=metavar,
             help=f"{meaning} (default: {default})",
         )
-    parser.add_argument("--db-dir", type=Path, help="keep the participants' SQLite files here")
+    parser.add_argument(
+        "--bus",
+        choices=("nats", "memory"),
+        default=defaults.bus,
+        help="nats: each participant a process of its own, events through JetStream;"
+        " memory: all in this process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="a NATS server with JetStream to use (default: start one for the run)",
+    )
+    parser.add_argument(
+        "--outage",
+        choices=("dark", "crash"),
+        default=defaults.outage,
+        help="dark: a participant stops answering; crash: its process is killed with"
+        " SIGKILL and started again, with --bus nats (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--trace",
+        metavar="ORDER_ID",
+        help="at the end, print this order's spans as a tree: requests, calls, handlers",
+    )
+    parser.add_argument(
+        "--data-dir",
+        "--db-dir",
+        dest="db_dir",
+        type=Path,
+        help="keep the participants' SQLite files and the JetStream storage here",
+    )
     parser.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
     return parser
 
@@ -406,6 +470,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.duration is not None and args.duration <= 0:
         print(f"{PROG}: --duration must be positive", file=sys.stderr)
         return 2
+    if args.outage == "crash" and args.bus != "nats":
+        print(
+            f"{PROG}: --outage crash needs --bus nats: there is no process to kill", file=sys.stderr
+        )
+        return 2
     options = Options(**{k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__})
     try:
         options.chance()
@@ -413,12 +482,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     live = sys.stdout.isatty() and not args.plain
-    demo = Demo(options, sys.stdout, live)
-    try:
-        summary = asyncio.run(demo.run())
-    except ListenError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
-    for line in summary.lines():
-        print(line)
+    if live:  # the screen is the live view's: a warning line would tear it
+        logging.basicConfig(handlers=[logging.NullHandler()])
+    with contextlib.ExitStack() as stack:
+        recorder = None
+        if options.trace is not None:
+            traces = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="traces-")))
+            try:
+                recorder = stack.enter_context(Recorder(traces))
+            except ImportError:
+                print(
+                    f"{PROG}: --trace needs the OpenTelemetry SDK: {OTEL_INSTALL}", file=sys.stderr
+                )
+                return 2
+            options = dataclasses.replace(options, trace_dir=traces)
+        demo = Demo(options, sys.stdout, live)
+        try:
+            summary = asyncio.run(demo.run())
+        except (ListenError, BusError, ProcessError) as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 1
+        for line in summary.lines():
+            print(line)
+        if recorder is not None and options.trace is not None:
+            print("\n".join(tree(options.trace, recorder.spans())))
     return 0
