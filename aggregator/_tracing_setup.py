@@ -58,7 +58,8 @@ def configure(env: Mapping[str, str], *, install: bool = True) -> str | None:
             exporter = OTLPSpanExporter()
     except ImportError as exc:
         return (
-            f"{asked[0]} is set, but the OpenTelemetry SDK is not installed ({exc.name}); "
+            f"{asked[0]} is set, but the OpenTelemetry SDK or its OTLP exporter "
+            f"is not installed ({exc.name}); "
             "pip install 'choreography-status-aggregator[otel]' to export spans; "
             "serving without tracing"
         )
