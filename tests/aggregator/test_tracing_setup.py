@@ -37,7 +37,5 @@ def test_a_missing_sdk_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace.export", None)
     warning = configure({"OTEL_SERVICE_NAME": "gw"})
     assert warning is not None and "\n" not in warning
-    assert warning.startswith(
-        "OTEL_SERVICE_NAME is set, but the OpenTelemetry SDK is not installed"
-    )
+    assert warning.startswith("OTEL_SERVICE_NAME is set, but the OpenTelemetry SDK")
     assert "[otel]" in warning
