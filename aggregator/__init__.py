@@ -48,6 +48,7 @@ from ._settings import (
     WatchSettings,
 )
 from ._stage import Observer, ParticipantStats
+from ._tracing import Tracing
 from ._transport import (
     OutboundRequest,
     Transport,
@@ -94,6 +95,7 @@ __all__ = [
     "StatusAggregator",
     "StatusRule",
     "TooManyWatchers",
+    "Tracing",
     "Transport",
     "TransportFailure",
     "TransportResponse",

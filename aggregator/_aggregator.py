@@ -9,6 +9,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mappi
 from contextlib import aclosing
 from types import TracebackType
 
+from opentelemetry import trace
+from opentelemetry.trace import TracerProvider
+
 from contracts import QUERY_HEADERS, Source, WorkflowStatus
 
 from ._answer import Answer, Rendering
@@ -22,6 +25,7 @@ from ._pipeline import ParticipantPipeline
 from ._reuse import Renderings
 from ._settings import Settings
 from ._stage import AnomalyCounts, Ask, Key, Observer, ParticipantStats
+from ._tracing import Tracing
 from ._transport import Transport
 from ._version import DISTRIBUTION, __version__
 from ._watch import Change, Watches
@@ -43,7 +47,10 @@ class StatusAggregator:
     ``clock`` returns epoch seconds and drives ages, cache lifetimes and the
     circuit breakers; ``sleep`` waits between a watch's polls (tests pass
     ``ManualClock.sleep``); ``rng`` drives retry jitter; ``observer`` is told
-    about every upstream call (the gateway's metrics use it).
+    about every upstream call (the gateway's metrics use it); ``tracer_provider``
+    makes the spans (OpenTelemetry; None: the global provider, as it is when the
+    aggregator opens). Each participant call is a CLIENT span, a child of the span
+    current where ``answer`` (or ``status``...) was awaited.
     """
 
     def __init__(
@@ -55,8 +62,10 @@ class StatusAggregator:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         observer: Observer | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = Tracing(tracer_provider)
         self.definition = settings.definition()
         self._check_id = IdPolicy(settings.id_pattern).check
         self._deadline = settings.deadline_ms / 1000
@@ -90,6 +99,7 @@ class StatusAggregator:
             own = AiohttpTransport(connection_limit=self.settings.outbound_connections)
             self._own_transport = await own.__aenter__()
             transport = self._own_transport
+        tracing = self.tracing if self.tracing.decide() else None
         self._pipelines = tuple(
             ParticipantPipeline(
                 participant,
@@ -99,6 +109,7 @@ class StatusAggregator:
                 clock=self._clock,
                 rng=self._rng,
                 observer=self._observer,
+                tracing=tracing,
             )
             for participant in self.definition.participants
         )
@@ -157,10 +168,12 @@ class StatusAggregator:
         are all still fresh (``_reuse``) -> gather the participants' parts -> judge
         them (the pure merge) -> render.
         """
-        reused = self.cached_answer(workflow_id, scope=scope)
-        if reused is not None:
-            return reused
-        return await self._answer((scope, workflow_id), headers)
+        answer = self.cached_answer(workflow_id, scope=scope) or await self._answer(
+            (scope, workflow_id), headers
+        )
+        if self.tracing.live:
+            self.tracing.describe(trace.get_current_span(), answer)
+        return answer
 
     def cached_answer(self, workflow_id: str, *, scope: str = "") -> Answer | None:
         """The answer, if it can be served again with no participant asked (all its

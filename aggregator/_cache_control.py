@@ -14,8 +14,8 @@ what a participant says of its answer:
 
 Without ``max-age``, ``Expires`` (less ``Date``) sets the time to live, and an
 ``Expires`` that is not a date (``0``, say) makes the part not fresh. A ``Vary``
-naming ``*``, ``X-Request-ID`` or ``traceparent`` (the headers in which our
-requests differ from one another) makes the answer one that may not be reused,
+naming ``*``, ``X-Request-ID``, ``traceparent`` or ``tracestate`` (the headers in
+which our requests differ from one another) makes the answer one that may not be reused,
 as ``no-cache`` does; the other headers we send are the same for every request
 of a scope.
 
@@ -99,7 +99,7 @@ def parse(cache_control: str | None, age: str | None = None) -> Directives:
     return NONE if directives == NONE else directives
 
 
-_PER_REQUEST = frozenset({"*", "x-request-id", "traceparent"})
+_PER_REQUEST = frozenset({"*", "x-request-id", "traceparent", "tracestate"})
 
 
 def of_response(headers: Mapping[str, str], now: float) -> Directives:

@@ -37,6 +37,7 @@ from ._aggregator import StatusAggregator
 from ._errors import AggregatorError, ConfigError
 from ._merge import Disposition
 from ._settings import CONFIG_ENV, Settings
+from ._tracing_setup import configure as configure_tracing
 from ._version import __version__
 
 PROG = "status-aggregator"
@@ -84,6 +85,12 @@ def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> No
 
     from .gateway import process_app
 
+    # Before the gateway opens its aggregator, which looks the tracer provider up then;
+    # a worker of several stays quiet: the parent has said any warning once.
+    warning = configure_tracing(os.environ)
+    if warning is not None and not reuse_port:
+        print(f"{PROG}: {warning}", file=sys.stderr)
+
     try:
         web.run_app(
             process_app(settings),
@@ -115,6 +122,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         return 0
     if port == 0:
         raise CliError("--workers needs a fixed --port: the workers share it", 2)
+    warning = configure_tracing(os.environ, install=False)
+    if warning is not None:
+        print(f"{PROG}: {warning}", file=sys.stderr)
     from .gateway import METRICS_DIRECTORY_ENV as DIRECTORY_ENV
 
     if os.environ.get(DIRECTORY_ENV):

@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 
 from ._part import Part
 from ._stage import Ask, Key, ParticipantStats, Stage
+from ._tracing import Tracing
 
 
 class Flight:
@@ -51,7 +52,7 @@ def _resolve(waiter: asyncio.Future[Part], result: Part | BaseException) -> None
 class Coalescing:
     """The coalescing stage: at most one call per key in flight."""
 
-    __slots__ = ("_flights", "_loop", "_next", "_stats", "_task_name")
+    __slots__ = ("_flights", "_loop", "_name", "_next", "_stats", "_task_name", "_tracing")
 
     def __init__(
         self,
@@ -60,8 +61,11 @@ class Coalescing:
         name: str,
         stats: ParticipantStats,
         loop: asyncio.AbstractEventLoop,
+        tracing: Tracing | None = None,
     ) -> None:
         self._next = next_stage
+        self._tracing = tracing  # given while spans are recorded: a joiner's span says so
+        self._name = name
         self._task_name = f"call to {name}"
         self._stats = stats
         self._loop = loop
@@ -80,6 +84,8 @@ class Coalescing:
             )
         else:
             self._stats.coalesced += 1
+            if self._tracing is not None:
+                self._tracing.joined(self._name)
         waiter: asyncio.Future[Part] = self._loop.create_future()
         flight.waiters[waiter] = None
         return waiter

@@ -1,7 +1,9 @@
 """One participant's pipeline, composed once at start-up.
 
-    fresh parts -> coalescing -> last good part -> interpret -> protection -> transport
-    (_cache)       (_coalesce)   (_cache)          (_response)  (_protection)
+    fresh parts -> coalescing -> [tracing] -> last good part -> interpret -> protection -> transport
+    (_cache)       (_coalesce)   (_tracing)   (_cache)          (_response)  (_protection)
+
+The tracing stage is there only while spans can be recorded (``Tracing.live``).
 
 Each stage takes the next as an argument (``_stage``); this module only puts
 them together and gives the aggregator one way in, ``ParticipantPipeline.part``.
@@ -24,7 +26,8 @@ from ._protection import Protection
 from ._response import Interpret
 from ._rules import ParticipantDef
 from ._settings import CacheSettings, ParticipantSettings
-from ._stage import Ask, Observer, ParticipantStats
+from ._stage import Ask, Observer, ParticipantStats, Stage
+from ._tracing import Traced, Tracing
 from ._transport import Transport
 
 
@@ -48,6 +51,7 @@ class ParticipantPipeline:
         clock: Callable[[], float],
         rng: random.Random,
         observer: Observer | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.name = participant.name
         self.stats = ParticipantStats()
@@ -72,9 +76,13 @@ class ParticipantPipeline:
             clock=clock,
             timer=time.perf_counter,  # not loop.time(): uvloop's counts whole milliseconds
             observer=observer,
+            traced=tracing is not None,
         )
+        call: Stage = LastGood(interpret, self._cache)
+        if tracing is not None:
+            call = Traced(call, tracing, participant=self.name, url=settings.url)
         self._coalescing = Coalescing(
-            LastGood(interpret, self._cache), name=self.name, stats=self.stats, loop=loop
+            call, name=self.name, stats=self.stats, loop=loop, tracing=tracing
         )
         self.part: Callable[[Ask], Part | asyncio.Future[Part]] = FreshParts(
             self._coalescing, self._cache

@@ -15,6 +15,7 @@ from ._part import Part, failure
 from ._rules import ParticipantDef
 from ._stage import Ask, Observer
 from ._statuses import meaning
+from ._tracing import reply_status
 from ._transport import OutboundRequest, TransportFailure, TransportResponse
 
 _MAX_REPORTED_ERRORS = 3
@@ -85,10 +86,20 @@ class Interpret:
     """The stage that asks: builds the request, hands it to ``call`` (protection
     around the transport) and reads the reply against the participant's contract.
 
-    ``observer`` is told about every call that went out, timed with ``timer``.
+    ``observer`` is told about every call that went out, timed with ``timer``;
+    ``traced``: the call runs inside its span (``_tracing``), which gets the HTTP status.
     """
 
-    __slots__ = ("_call", "_clock", "_max_body", "_observer", "_participant", "_template", "_timer")
+    __slots__ = (
+        "_call",
+        "_clock",
+        "_max_body",
+        "_observer",
+        "_participant",
+        "_template",
+        "_timer",
+        "_traced",
+    )
 
     def __init__(
         self,
@@ -100,8 +111,10 @@ class Interpret:
         clock: Callable[[], float],
         timer: Callable[[], float],
         observer: Observer | None,
+        traced: bool = False,
     ) -> None:
         self._call = call
+        self._traced = traced
         self._participant = participant
         self._template = url
         self._max_body = max_body_bytes
@@ -123,7 +136,10 @@ class Interpret:
         return self._later(reply, ask.workflow_id, started)
 
     async def _later(self, call: Awaitable[Reply], workflow_id: str, started: float) -> Part:
-        part = self._read(await call, workflow_id)
+        reply = await call
+        if self._traced and isinstance(reply, TransportResponse):
+            reply_status(reply.status)
+        part = self._read(reply, workflow_id)
         if self._observer is not None:
             self._observer.fetched(self._participant.name, part, self._timer() - started)
         return part

@@ -53,17 +53,44 @@ _append: Callable[[Entry], None] | None = None
 _render: Render | None = None
 
 
-def log_access(request: web.Request, status: int, elapsed: float, complete: str | None) -> None:
+def log_access(
+    request: web.Request,
+    status: int,
+    elapsed: float,
+    complete: str | None,
+    trace_ids: tuple[str, str] | None = None,
+) -> None:
     """One request's line: its answer's ``status``, ``elapsed`` seconds, and
-    ``complete`` as the answer's header said (None: no header)."""
+    ``complete`` as the answer's header said (None: no header); ``trace_ids``, the
+    request's span's trace and span id while it is recorded, are fields of a JSON
+    line (a text line keeps its format)."""
     append = _append
     if append is not None:
         # The URL, not its text: str() of it, like the line, waits for the flush.
         url = request.rel_url
         append(
-            (_render, time.time(), REQUEST_ID.get(), request.method, url, status, elapsed, complete)
+            (
+                _render,
+                time.time(),
+                REQUEST_ID.get(),
+                request.method,
+                url,
+                status,
+                elapsed,
+                complete,
+                trace_ids,
+            )
         )
         return
+    extra: dict[str, object] = {
+        "method": request.method,
+        "path": request.path[:200],
+        "status": status,
+        "latency_ms": round(elapsed * 1000, 2),
+        "complete": complete,
+    }
+    if trace_ids is not None:
+        extra["trace_id"], extra["span_id"] = trace_ids
     access_log.info(
         "%s %s %d %.1fms complete=%s",
         request.method,
@@ -71,13 +98,7 @@ def log_access(request: web.Request, status: int, elapsed: float, complete: str 
         status,
         elapsed * 1000,
         complete or "-",
-        extra={
-            "method": request.method,
-            "path": request.path[:200],
-            "status": status,
-            "latency_ms": round(elapsed * 1000, 2),
-            "complete": complete,
-        },
+        extra=extra,
     )
 
 
@@ -120,7 +141,7 @@ def _text_render(formatter: TextFormatter) -> Render:
     second = formatter.second
 
     def render(entry: Entry) -> str:
-        _, created, request_id, method, url, status, elapsed, complete = entry
+        _, created, request_id, method, url, status, elapsed, complete, _ = entry
         return _TEXT % (
             second(created),
             (created - int(created)) * 1000,
@@ -141,7 +162,12 @@ def _json_render(formatter: JsonFormatter) -> Render:
     stamp = formatter.stamp
 
     def render(entry: Entry) -> str:
-        _, created, request_id, method, url, status, elapsed, complete = entry
+        _, created, request_id, method, url, status, elapsed, complete, trace_ids = entry
+        traced = (
+            ""
+            if trace_ids is None
+            else f', "trace_id": "{trace_ids[0]}", "span_id": "{trace_ids[1]}"'
+        )
         message = (
             f"{method} {str(url)[:200]} {status} {elapsed * 1000:.1f}ms complete={complete or '-'}"
         )
@@ -150,7 +176,7 @@ def _json_render(formatter: JsonFormatter) -> Render:
             f'"message": {_json_string(message)}, "request_id": {_json_string(request_id)}, '
             f'"method": {_json_string(method)}, "path": {_json_string(url.path[:200])}, '
             f'"status": {status}, "latency_ms": {round(elapsed * 1000, 2)!r}, '
-            f'"complete": {"null" if complete is None else _json_string(complete)}}}\n'
+            f'"complete": {"null" if complete is None else _json_string(complete)}{traced}}}\n'
         )
 
     return render

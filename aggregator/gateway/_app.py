@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import json
 import logging
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from opentelemetry import context, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from pydantic import ValidationError
 
 from aggregator import (
@@ -29,6 +32,7 @@ from aggregator import (
     Settings,
     StatusAggregator,
     TooManyWatchers,
+    Tracing,
     Transport,
 )
 from contracts import BatchEntry, BatchRequest, BatchResponse, Problem, validation_problems
@@ -63,11 +67,6 @@ from ._workers import DIRECTORY_ENV, Exchange
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# W3C Trace Context: version ff, an all-zero trace id and an all-zero parent id are
-# invalid, and an invalid traceparent is not passed on.
-_TRACEPARENT = re.compile(
-    r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
-)
 _BODY_LIMIT = 256 * 1024
 _ANY_PATH = "/{path}"  # the catch-all route's canonical form
 _VARY_CREDENTIALS = "Authorization, X-API-Key"
@@ -151,19 +150,23 @@ def _guarded(
     *,
     workflows: bool | None,
     counted: bool = True,
+    traced: bool = False,
 ) -> Handler:
     """``handler`` with what every answer needs: a request id, overload and
     authentication (``workflows`` routes; None: decided by the path), metrics
     labelled ``route`` and the access log; every error becomes a problem body.
     An event stream is not ``counted`` among the requests in flight that
     ``max_concurrent_requests`` bounds once it has started (the watch limits
-    bound streams): it counts itself until its first answer.
+    bound streams): it counts itself until its first answer. A ``traced`` route's
+    request is a SERVER span (while the aggregator's spans are recorded), current
+    while its handler runs and until its access line is left.
 
     A wrapper per route rather than an aiohttp middleware, which adds two
     layers of calls to every request (about 5% of a cached answer's cost).
     """
     observe = gateway.metrics.observe_request
     authenticated = gateway.auth.enabled
+    tracing = gateway.aggregator.tracing
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         offered = request.headers.get(REQUEST_ID_HEADER)
@@ -174,6 +177,7 @@ def _guarded(
         started = time.perf_counter()
         gateway.in_flight += 1
         scoped = request.path.startswith("/workflows/") if workflows is None else workflows
+        span = _server_span(request, route, tracing) if traced and tracing.live else None
         try:
             try:
                 if not scoped:
@@ -193,6 +197,8 @@ def _guarded(
             except asyncio.CancelledError:
                 if request.transport is None:  # the client went away (handler_cancellation)
                     _gone(request, route, started, gateway)
+                if span is not None:
+                    span[0].set_attribute("error.type", "cancelled")
                 raise
             except Exception as exc:
                 # With the client gone (its body cut short, say), a connection error is
@@ -202,6 +208,8 @@ def _guarded(
                 response = problem("internal-error", 500, "the request could not be answered")
             if request.transport is None:  # gone while its answer was made: none is sent
                 _gone(request, route, started, gateway)
+                if span is not None:
+                    span[0].set_attribute("error.type", "client_gone")
                 return response
             if not response.prepared:  # a stream sent its headers itself
                 response.headers[REQUEST_ID_HEADER] = request_id
@@ -209,14 +217,56 @@ def _guarded(
                     _keep_private(response.headers)
             elapsed = time.perf_counter() - started
             observe(route, request.method, response.status, elapsed)
+            if span is not None:
+                _answered(span[0], response.status)
             if gateway.access_log:
-                log_access(request, response.status, elapsed, response.headers.get(COMPLETE_HEADER))
+                log_access(
+                    request,
+                    response.status,
+                    elapsed,
+                    response.headers.get(COMPLETE_HEADER),
+                    None if span is None else tracing.ids(span[0]),
+                )
             return response
         finally:
             gateway.in_flight -= 1
             REQUEST_ID.reset(token)
+            if span is not None:
+                span[0].end()
+                context.detach(span[1])
 
     return guarded
+
+
+def _server_span(
+    request: web.Request, route: str, tracing: Tracing
+) -> tuple[Span, contextvars.Token[context.Context]]:
+    """The request's SERVER span, a child of the caller's trace context when it sent
+    a valid one, made current; with the token that makes it current no more."""
+    parent = tracing.extract(request.headers)
+    method = request.method
+    span = tracing.tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER)
+    if span.is_recording():
+        attributes: dict[str, str] = {
+            "http.request.method": method,
+            "http.route": route,
+            "url.path": request.path[:1024],
+            "url.scheme": request.scheme,
+        }
+        workflow_id = request.match_info.get("workflow_id")
+        if workflow_id is not None:
+            attributes["workflow.id"] = workflow_id[:1024]
+        span.set_attributes(attributes)
+    return span, context.attach(trace.set_span_in_context(span, parent))
+
+
+def _answered(span: Span, status: int) -> None:
+    """The answer's status on its span; a server error is the span's error."""
+    if span.is_recording():
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_attribute("error.type", str(status))
+            span.set_status(Status(StatusCode.ERROR))
 
 
 def _gone(request: web.Request, route: str, started: float, gateway: Gateway) -> None:
@@ -226,7 +276,7 @@ def _gone(request: web.Request, route: str, started: float, gateway: Gateway) ->
     elapsed = time.perf_counter() - started
     gateway.metrics.observe_request(route, request.method, CLIENT_GONE, elapsed)
     if gateway.access_log:
-        log_access(request, CLIENT_GONE, elapsed, None)
+        log_access(request, CLIENT_GONE, elapsed, None, Tracing.current_ids())
     else:
         log.info(
             "client went away before its answer: %s %s after %.1fms",
@@ -279,15 +329,23 @@ def _refusal(request: web.Request, gateway: Gateway) -> web.Response | None:
             headers={"WWW-Authenticate": 'Bearer realm="status-aggregator"'},
         )
     request[TENANT] = tenant
+    if gateway.auth.enabled and gateway.aggregator.tracing.live:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("tenant.id", tenant)
     return None
 
 
 def _outbound_headers(request: web.Request, gateway: Gateway) -> dict[str, str]:
     """The only headers participants get from us; nothing is copied from the client."""
     headers = {REQUEST_ID_HEADER: REQUEST_ID.get()}
-    traceparent = request.headers.get("traceparent", "")
-    if _TRACEPARENT.fullmatch(traceparent):
-        headers["traceparent"] = traceparent
+    tracing = gateway.aggregator.tracing
+    if not tracing.live and "traceparent" in request.headers:
+        # No spans of ours: the caller's trace context goes on as it came. The W3C
+        # propagator drops an invalid traceparent (version ff, an all-zero id, a
+        # malformed field) and writes a valid one again, byte for byte, with its
+        # tracestate. With spans of ours, each call's span names itself instead.
+        tracing.forward(headers, tracing.extract(request.headers))
     tenant: str = request[TENANT]
     if gateway.auth.enabled:
         headers[gateway.settings.gateway.auth.tenant_header] = tenant
@@ -303,10 +361,17 @@ async def get_status(request: web.Request, gateway: Gateway) -> web.StreamRespon
         detail = f"If-None-Match is limited to {MAX_IF_NONE_MATCH} characters"
         return problem("invalid-request", 400, detail)
     try:
-        # The outbound headers are made only when a participant is to be asked.
-        answer = aggregator.cached_answer(workflow_id, scope=scope) or await aggregator.answer(
-            workflow_id, scope=scope, headers=_outbound_headers(request, gateway)
-        )
+        answer = aggregator.cached_answer(workflow_id, scope=scope)
+        if answer is None:
+            # The outbound headers are made only when a participant is to be asked.
+            answer = await aggregator.answer(
+                workflow_id, scope=scope, headers=_outbound_headers(request, gateway)
+            )
+        elif aggregator.tracing.live:  # answer() describes the answers it makes itself
+            span = trace.get_current_span()
+            aggregator.tracing.describe(span, answer)
+            if span.is_recording():
+                span.set_attribute("aggregator.reused", True)
     except InvalidWorkflowId as exc:
         return problem("invalid-workflow-id", 400, str(exc))
     return answer_response(
@@ -461,15 +526,22 @@ def create_app(
     transport: Transport | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    tracer_provider: TracerProvider | None = None,
 ) -> web.Application:
     """The gateway application; its aggregator opens on startup and closes on cleanup.
 
-    ``transport``, ``clock`` and ``sleep`` are passed to the aggregator (tests
-    replace them).
+    ``transport``, ``clock``, ``sleep`` and ``tracer_provider`` are passed to the
+    aggregator (tests replace them); the gateway's SERVER spans come from the same
+    provider.
     """
     gateway_metrics = GatewayMetrics()
     aggregator = StatusAggregator(
-        settings, transport=transport, clock=clock, sleep=sleep, observer=gateway_metrics
+        settings,
+        transport=transport,
+        clock=clock,
+        sleep=sleep,
+        observer=gateway_metrics,
+        tracer_provider=tracer_provider,
     )
     gateway_metrics.watch(aggregator)
     document = openapi_document(
@@ -510,12 +582,12 @@ def create_app(
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(end_streams)
     batch = "/workflows/status:batch"
-    app.router.add_post(batch, _guarded(post_batch, gateway, batch, workflows=True))
+    app.router.add_post(batch, _guarded(post_batch, gateway, batch, workflows=True, traced=True))
     # Any id, newlines and slashes included, reaches the handler and its 400.
     status = "/workflows/{workflow_id}/status"
     app.router.add_get(
         r"/workflows/{workflow_id:[\s\S]+}/status",
-        _guarded(get_status, gateway, status, workflows=True),
+        _guarded(get_status, gateway, status, workflows=True, traced=True),
     )
     events = "/workflows/{workflow_id}/events"
     app.router.add_get(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from aggregator import LogBudget
+from aggregator import LogBudget, Tracing
 
 from ._lines import BatchedStreamHandler
 
@@ -27,8 +27,15 @@ TEXT_FORMAT = "%(asctime)s %(levelname)-5s [%(request_id)s] %(name)s: %(message)
 
 
 class RequestIdFilter(logging.Filter):
+    """Adds the request id to every record, and while a recorded span is current its
+    ``trace_id`` and ``span_id`` (lower-case hex; fields of a JSON line)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
+        if not hasattr(record, "trace_id"):
+            ids = Tracing.current_ids()
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
 
 
@@ -72,7 +79,8 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, request id, and any extras."""
+    """One JSON object a line: time, level, logger, message, request id, and any extras
+    (``trace_id`` and ``span_id`` among them while a recorded span was current)."""
 
     def __init__(self) -> None:
         super().__init__()

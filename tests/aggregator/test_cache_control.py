@@ -158,6 +158,7 @@ DATE = "Thu, 01 Jan 2026 00:00:00 GMT"
         ({"vary": "*"}, Directives(no_cache=True)),
         ({"vary": "accept, X-Request-ID"}, Directives(no_cache=True)),
         ({"vary": "Traceparent"}, Directives(no_cache=True)),
+        ({"vary": "TraceState"}, Directives(no_cache=True)),
     ],
 )
 def test_expires_and_vary_are_read_as_an_http_cache_would(

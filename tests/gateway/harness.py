@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from openapi_spec_validator import validate as validate_openapi
+from opentelemetry.trace import TracerProvider
 
 from aggregator import Settings
 from aggregator.gateway import create_app
@@ -28,12 +29,17 @@ class Running:
 
 @asynccontextmanager
 async def running_gateway(
-    settings: Settings, *, clock: Callable[[], float] | None = None
+    settings: Settings,
+    *,
+    clock: Callable[[], float] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Running]:
     if isinstance(clock, ManualClock):  # its watches sleep on it too
-        app = create_app(settings, clock=clock, sleep=clock.sleep)
+        app = create_app(settings, clock=clock, sleep=clock.sleep, tracer_provider=tracer_provider)
+    elif clock:
+        app = create_app(settings, clock=clock, tracer_provider=tracer_provider)
     else:
-        app = create_app(settings, clock=clock) if clock else create_app(settings)
+        app = create_app(settings, tracer_provider=tracer_provider)
     server = TestServer(app)  # on 127.0.0.1, a free port, handlers cancelled as in production
     await server.start_server(access_log=None)
     url = str(server.make_url("")).rstrip("/")

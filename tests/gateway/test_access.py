@@ -164,6 +164,11 @@ PIECES = ["/", "a", "Z9", "é", "%0A", "%22", "%5C", "%25", "%E2%9C%93", "?", "=
     request_id=st.text(max_size=40),
     second=st.integers(0, 2**33),
     millis=st.integers(0, 999),
+    trace_ids=st.none()
+    | st.tuples(
+        st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+        st.from_regex(r"[0-9a-f]{16}", fullmatch=True),
+    ),
 )
 def test_an_access_line_is_the_same_through_either_path(
     log_format: str,
@@ -175,6 +180,7 @@ def test_an_access_line_is_the_same_through_either_path(
     request_id: str,
     second: int,
     millis: int,
+    trace_ids: tuple[str, str] | None,
 ) -> None:
     """The line rendered from an entry at the flush is the configured formatter's
     line for the record ``logging`` would have made (half a millisecond in, so no
@@ -197,7 +203,7 @@ def test_an_access_line_is_the_same_through_either_path(
     access.propagate = False
     token = REQUEST_ID.set(request_id)
     try:
-        log_access(request, status, elapsed, complete)  # no shortcut: a record
+        log_access(request, status, elapsed, complete, trace_ids)  # no shortcut: a record
     finally:
         REQUEST_ID.reset(token)
         access.removeHandler(keep)
@@ -210,7 +216,17 @@ def test_an_access_line_is_the_same_through_either_path(
         if isinstance(formatter, TextFormatter)
         else _access._json_render(formatter)
     )
-    entry = (render, created, request_id, method, request.rel_url, status, elapsed, complete)
+    entry = (
+        render,
+        created,
+        request_id,
+        method,
+        request.rel_url,
+        status,
+        elapsed,
+        complete,
+        trace_ids,
+    )
     assert render(entry) == formatter.format(made) + "\n"
 
 
