@@ -35,7 +35,7 @@ def _parent(headers: Mapping[str, str]) -> context.Context:
 
 def _attributes(participant: str, event: Event) -> dict[str, str]:
     return {
-        "participant": participant,
+        "participant.name": participant,
         "workflow.id": event.workflow_id,
         "messaging.system": "nats",
         "messaging.destination.name": subject(event),
@@ -66,7 +66,7 @@ def stepping(participant: str, step: Step) -> Iterator[Span]:
     with tracer.start_as_current_span(
         f"{participant} {step.name}",
         context=_parent(step.headers),
-        attributes={"participant": participant, "workflow.id": step.workflow_id},
+        attributes={"participant.name": participant, "workflow.id": step.workflow_id},
     ) as span:
         yield span
 
@@ -91,7 +91,7 @@ def serving(participant: str, workflow_id: str, headers: Mapping[str, str]) -> I
         f"GET {participant} query",
         context=_parent(headers),
         kind=SpanKind.SERVER,
-        attributes={"participant": participant, "workflow.id": workflow_id},
+        attributes={"participant.name": participant, "workflow.id": workflow_id},
     ) as span:
         yield span
 

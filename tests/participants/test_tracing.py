@@ -10,8 +10,10 @@ from pathlib import Path
 
 import aiohttp
 
+from aggregator.gateway import create_app
 from demo._trace import SpanRecord, read_lines, tree
-from participants import Chance, ChoreographyConfig, ProcessChoreography
+from participants import Chance, ChoreographyConfig, ProcessChoreography, listen
+from tests.helpers import settings
 
 FREE = {"payment": 0, "inventory": 0, "shipping": 0}
 # The delivered path, in causal order: (span, process).
@@ -62,6 +64,16 @@ def test_the_participants_spans_are_one_linked_chain_across_processes(tmp_path: 
             async with aiohttp.ClientSession() as client:
                 shipping = choreography.urls["shipping"].format(workflow_id=workflow_id)
                 await asyncio.wait_for(delivered(client, shipping), 60)
+                # A status request through the gateway, traced by the same provider.
+                app = create_app(settings(choreography.urls), tracer_provider=provider)
+                runner = await listen(app, "127.0.0.1", 0, "the gateway")
+                try:
+                    port = runner.addresses[0][1]
+                    url = f"http://127.0.0.1:{port}/workflows/{workflow_id}/status"
+                    async with client.get(url) as response:
+                        assert response.status == 200
+                finally:
+                    await runner.cleanup()
 
     asyncio.run(run())
     spans = [
@@ -80,3 +92,15 @@ def test_the_participants_spans_are_one_linked_chain_across_processes(tmp_path: 
         path.append(by_id[path[-1].parent_id])
     assert [(s.name, s.service) for s in reversed(path)] == DELIVERED
     assert tree("order-0001", spans)[1].startswith("  place order [demo]")
+    # The request's server span, a client span per participant beneath it, and each
+    # participant's query span (in its own process) beneath the call that asked it.
+    (server,) = [s for s in spans if s.name == "GET /workflows/{workflow_id}/status"]
+    calls = {s.attributes["participant.name"]: s for s in spans if s.parent_id == server.span_id}
+    assert set(calls) == set(FREE)
+    for name, call in calls.items():
+        (query,) = [s for s in spans if s.parent_id == call.span_id]
+        assert (query.name, query.service, query.trace_id) == (
+            f"GET {name} query",
+            name,
+            server.trace_id,
+        )
