@@ -115,7 +115,9 @@ def _forest(spans: Sequence[SpanRecord]) -> tuple[list[SpanRecord], dict[str, li
 
 
 def tree(workflow_id: str, spans: Sequence[SpanRecord]) -> list[str]:
-    """The order's history (one trace), then the status requests that asked about it.
+    """The order's history (one trace), then the status requests that asked about it;
+    times are from the order's placing (or each request's start, if that is not
+    recorded).
 
     >>> tree("order-9", [])
     ['no spans recorded for order-9']
@@ -127,36 +129,36 @@ def tree(workflow_id: str, spans: Sequence[SpanRecord]) -> list[str]:
     lines = [f"trace of {workflow_id}"]
     chain = [s for s in spans if s.trace_id in history]
     roots, children = _forest(chain)
+    origin = min((root.start for root in roots), default=None)
     for root in roots:
         _draw(root, children, root.start, "  ", True, lines, root=True)
-    # Status requests: the spans about this order in other traces, with what they caused.
-    asked = sorted(
-        (
-            s
-            for s in mine
-            if s.trace_id not in history and s.parent_id not in {m.span_id for m in mine}
-        ),
-        key=lambda s: s.start,
-    )
-    if asked:
-        shown = (
-            asked
-            if len(asked) <= 2 * SHOWN_REQUESTS
-            else [
-                *asked[:SHOWN_REQUESTS],
-                *asked[-SHOWN_REQUESTS:],
-            ]
-        )
-        lines.append(
-            f"status requests about {workflow_id}: {len(asked)}"
-            + ("" if shown is asked else f", the first and last {SHOWN_REQUESTS}")
-        )
-        by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
-        for span in spans:
-            by_trace[span.trace_id].append(span)
-        for top in shown:
-            _, kids = _forest(by_trace[top.trace_id])
-            _draw(top, kids, top.start, "  ", True, lines, root=True)
+    # Status requests: the other traces with spans about this order, each from its
+    # root (a status or batch request), with only this order's calls beneath.
+    by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
+    for span in spans:
+        by_trace[span.trace_id].append(span)
+    requests = []
+    for trace_id in {s.trace_id for s in mine} - history:
+        roots, children = _forest(by_trace[trace_id])
+        for root in roots:
+            if root.attributes.get(WORKFLOW) not in (None, workflow_id):
+                continue
+            children[root.span_id] = [
+                kid for kid in children.get(root.span_id, [])
+                if kid.attributes.get(WORKFLOW) == workflow_id
+            ]  # fmt: skip
+            if root.attributes.get(WORKFLOW) == workflow_id or children[root.span_id]:
+                requests.append((root, children))
+    requests.sort(key=lambda request: request[0].start)
+    if requests:
+        shown = requests
+        heading = f"status requests about {workflow_id}: {len(requests)}"
+        if len(requests) > 2 * SHOWN_REQUESTS:
+            shown = [*requests[:SHOWN_REQUESTS], *requests[-SHOWN_REQUESTS:]]
+            heading += f", the first and last {SHOWN_REQUESTS}"
+        lines.append(heading)
+        for root, children in shown:  # their times from the order's placing, if recorded
+            _draw(root, children, origin or root.start, "  ", True, lines, root=True)
     return lines
 
 

@@ -50,13 +50,16 @@ def test_status_requests_follow_with_the_calls_they_made_and_only_a_few_are_show
     requests = []
     for n in range(10):
         trace_id, at = f"r{n}", 200.0 + n
+        batch = {"workflow.id": "order-2"}
         requests += [
-            span("GET /workflows/{workflow_id}/status", f"s{n}", None, at, 5.0,
+            span("POST /workflows/status:batch", f"s{n}", None, at, 5.0,
+                 trace_id=trace_id, service="demo"),
+            span("GET /payments/{workflow_id}", f"c{n}", f"s{n}", at + 0.001, 2.0,
                  trace_id=trace_id, service="demo", **ORDER),
-            span("GET payment", f"c{n}", f"s{n}", at + 0.001, 2.0,
-                 trace_id=trace_id, service="demo", participant="payment", **ORDER),
             span("GET payment query", f"q{n}", f"c{n}", at + 0.002, 0.5,
                  trace_id=trace_id, **ORDER),
+            span("GET /payments/{workflow_id}", f"o{n}", f"s{n}", at + 0.001, 2.0,
+                 trace_id=trace_id, service="demo", **batch),
         ]  # fmt: skip
     other = span("place order", "z", None, 300.0, 1.0, trace_id="t9", workflow_id="order-2")
     lines = tree("order-1", [*HISTORY, *requests, other])
@@ -64,9 +67,9 @@ def test_status_requests_follow_with_the_calls_they_made_and_only_a_few_are_show
     shown = lines[start + 1 :]
     assert len(shown) == 3 * 2 * SHOWN_REQUESTS
     assert shown[:3] == [
-        "  GET /workflows/{workflow_id}/status [demo]  +0 ms, 5.0 ms",
-        "  └─ GET payment [demo]  +1 ms, 2.0 ms",
-        "     └─ GET payment query [payment]  +2 ms, 0.5 ms",
+        "  POST /workflows/status:batch [demo]  +100000 ms, 5.0 ms",
+        "  └─ GET /payments/{workflow_id} [demo]  +100001 ms, 2.0 ms",
+        "     └─ GET payment query [payment]  +100002 ms, 0.5 ms",
     ]
     assert "order-2" not in "\n".join(lines)
 
