@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import shutil
+import signal
+import sys
 import sysconfig
 import tempfile
 from collections import defaultdict
@@ -44,6 +47,8 @@ STREAM = "ORDERS"
 SUBJECTS = "orders.>"
 DUPLICATE_WINDOW = 120.0  # seconds during which a message id is stored once
 MSG_ID = "Nats-Msg-Id"
+PR_SET_PDEATHSIG = 1  # prctl(2)
+CLOSE_FOR = 2.0  # seconds to close the connection cleanly
 
 
 class BusError(Exception):
@@ -83,6 +88,7 @@ class NatsBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self.published = 0
         self.delivered = 0
         self.redelivered = 0
@@ -154,13 +160,17 @@ class NatsBus:
         task.add_done_callback(self._tasks.discard)
 
     async def _consume(self, pull: JetStreamContext.PullSubscription) -> None:
-        while True:
+        while not self._stopping:
             try:
                 messages = await pull.fetch(batch=64, timeout=1.0)
             except TimeoutError:
                 continue  # nothing new; ask again
-            except Exception as exc:  # the connection is down: it reconnects by itself
-                log.warning("%s: fetching failed: %s", self.consumer, exc)
+            except Exception as exc:
+                # nats-py turns a cancellation into ConnectionClosedError when the
+                # connection is closed: stopping must not be taken for an outage.
+                if self._stopping or _cancelling():
+                    return
+                log.warning("%s: fetching failed: %s", self.consumer, exc)  # it reconnects
                 await asyncio.sleep(self.redeliver_after)
                 continue
             for message in messages:
@@ -202,6 +212,7 @@ class NatsBus:
     async def stop(self) -> None:
         """Stop delivering; an event being handled is given up, unacknowledged, and
         comes again to the next run. Publishing still works."""
+        self._stopping = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -215,9 +226,23 @@ class NatsBus:
     ) -> None:
         await self.stop()
         if self._nc is not None:
+            # Closing flushes what is buffered; with the server gone it would wait for ever.
             with contextlib.suppress(Exception):
-                await self._nc.close()
+                await asyncio.wait_for(self._nc.close(), CLOSE_FOR)
             self._nc = None
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def die_with_parent() -> None:
+    """In a child process before it runs: on Linux, be sent SIGTERM when the process
+    that started it dies, however it dies (even SIGKILL), so nothing is left running.
+    Elsewhere it does nothing: a supervisor killed with SIGKILL leaves its children."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def server_binary() -> str:
@@ -265,6 +290,7 @@ class JetStreamServer:
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,  # a terminal's Ctrl-C stops us, and we stop it last
+                preexec_fn=die_with_parent,
             )  # fmt: skip
             stack.push_async_callback(self._stop)
             self.url = await self._address(work)

@@ -28,7 +28,7 @@ from contracts import QUERY_PATHS
 
 from ._choreography import Choreography, ChoreographyConfig, new_order
 from ._events import EventType
-from ._nats import STREAM, JetStreamServer, NatsBus
+from ._nats import STREAM, JetStreamServer, NatsBus, die_with_parent
 from ._staging import Misrouter, Staging
 from ._tracing import publishing, trace_headers
 
@@ -36,6 +36,7 @@ log = logging.getLogger("participants.processes")
 READY = re.compile(r"ready (?P<name>\w+) (?P<base>http://\S+)")
 CHILD_PROG = "python -m participants"  # how a child names itself in its messages
 START_TIMEOUT = 60.0  # seconds for a participant process to listen (a cold, busy machine)
+RESTART_AFTER = 1.0  # seconds before a process that exited by itself is started again
 
 
 class ProcessError(Exception):
@@ -52,7 +53,8 @@ class Child:
     process: asyncio.subprocess.Process | None = None
     base_url: str = ""
     starts: int = 0
-    _drain: asyncio.Task[None] | None = None
+    held: bool = False  # stopped or killed on purpose: not to be started again by itself
+    tending: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
@@ -155,6 +157,7 @@ class ProcessChoreography:
         child = self.children[name]
         if child.running:
             return
+        child.held = False
         with child.log_path.open("ab") as log_file:
             process = await asyncio.create_subprocess_exec(
                 *self._command(child),
@@ -162,6 +165,7 @@ class ProcessChoreography:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_file,
                 start_new_session=True,  # a terminal's Ctrl-C reaches us; we stop the children
+                preexec_fn=die_with_parent,
             )
         child.process = process
         child.starts += 1
@@ -175,7 +179,7 @@ class ProcessChoreography:
         child.port = int(base_url.rsplit(":", 1)[1])
         self.base_urls[name] = base_url
         self.urls[name] = base_url + QUERY_PATHS[name]
-        child._drain = asyncio.create_task(self._discard(process))
+        child.tending = asyncio.create_task(self._tend(child, process))
 
     async def _ready(self, child: Child, process: asyncio.subprocess.Process) -> str:
         assert process.stdout is not None
@@ -190,35 +194,50 @@ class ProcessChoreography:
             raise ProcessError(last.removeprefix(f"{CHILD_PROG}: "))
         raise ProcessError(f"{child.name} did not start: {last or process.returncode}")
 
-    @staticmethod
-    async def _discard(process: asyncio.subprocess.Process) -> None:
+    async def _tend(self, child: Child, process: asyncio.subprocess.Process) -> None:
+        """Read what the child writes (a full pipe would stop it) until it exits; if it
+        was not stopped on purpose, start it again, as a process manager would."""
         assert process.stdout is not None
         async for _ in process.stdout:
-            pass  # a full pipe would stop the child
+            pass
+        status = await process.wait()
+        if child.held or child.process is not process:
+            return
+        log.warning("%s exited (status %s); starting it again", child.name, status)
+        await asyncio.sleep(RESTART_AFTER)
+        if child.held:
+            return
+        child.tending = None  # start() makes a new one
+        try:
+            await self.start(child.name)
+        except ProcessError as exc:
+            log.error("%s", exc)
 
     async def kill(self, name: str) -> None:
-        """Kill the participant's process with SIGKILL, as a crash would, and reap it."""
-        child = self.children[name]
-        if child.process is None or not child.running:
-            return
-        child.process.send_signal(signal.SIGKILL)
-        await child.process.wait()
-        if child._drain is not None:
-            await child._drain
+        """Kill the participant's process with SIGKILL, as a crash would, and reap it.
+        It stays down until ``start``."""
+        await self._halt(name, signal.SIGKILL)
 
     async def stop(self, name: str) -> None:
-        """Stop the participant's process as an operator would (SIGTERM)."""
+        """Stop the participant's process as an operator would (SIGTERM; SIGKILL after
+        15 s). It stays down until ``start``."""
+        await self._halt(name, signal.SIGTERM)
+
+    async def _halt(self, name: str, signum: signal.Signals) -> None:
         child = self.children[name]
-        if child.process is None or not child.running:
-            return
-        child.process.terminate()
-        try:
-            await asyncio.wait_for(child.process.wait(), 15)
-        except TimeoutError:
-            child.process.kill()
-            await child.process.wait()
-        if child._drain is not None:
-            await child._drain
+        child.held = True
+        process = child.process
+        if process is not None and process.returncode is None:
+            process.send_signal(signum)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        tending, child.tending = child.tending, None
+        if tending is not None:
+            tending.cancel()  # it may be waiting to start the process again
+            await asyncio.gather(tending, return_exceptions=True)
 
     async def _stop_all(self) -> None:
         await asyncio.gather(*(self.stop(name) for name in self.children))
