@@ -21,7 +21,7 @@ from ._choreography import DEFAULT_PORTS, SERVICES, ChoreographyConfig, ListenEr
 from ._deployed import Deployed, Deployment
 from ._nats import STREAM, BusError
 from ._processes import CHILD_PROG, ProcessChoreography, ProcessError, open_choreography
-from ._tracing import export_spans
+from ._tracing import configure_logging, export_spans
 
 PROG = CHILD_PROG  # what a supervising process reads in a child's last line
 
@@ -190,6 +190,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging()
     try:
         config = config_from(args)
         if args.trace_file is not None:

@@ -155,6 +155,8 @@ class Participant(ABC):
         )
         if record is None and state is not None:
             return None
+        if record is not None:  # in the log with the trace of the change, if recorded
+            log.info("%s %s: %s (version %d)", self.name, workflow_id, state, record.version)
         for later in then:
             self._spawn(self._take(workflow_id, later.name, later.delay))
         if events:

@@ -9,6 +9,7 @@ scheduled it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,3 +116,26 @@ def export_spans(path: Path) -> None:
     exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+
+
+class TraceIds(logging.Filter):
+    """Adds ``trace`` to each log record: `` trace_id=<32 hex> span_id=<16 hex>`` while
+    a span is current, else nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        span = trace.get_current_span().get_span_context()
+        record.trace = (
+            f" trace_id={span.trace_id:032x} span_id={span.span_id:016x}" if span.is_valid else ""
+        )
+        return True
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """A participant process's log: lines on stderr, with the trace and span ids of the
+    span current when the line was written, if any."""
+    handler = logging.StreamHandler()
+    handler.addFilter(TraceIds())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s%(trace)s: %(message)s")
+    )
+    logging.basicConfig(level=level, handlers=[handler])

@@ -91,6 +91,13 @@ def test_the_participants_spans_are_one_linked_chain_across_processes(tmp_path: 
     while path[-1].parent_id is not None:
         path.append(by_id[path[-1].parent_id])
     assert [(s.name, s.service) for s in reversed(path)] == DELIVERED
+    # Each participant's log names the trace and span of each change it made.
+    settle = next(s for s in history if s.name == "payment settle")
+    ids = (
+        f"trace_id={settle.trace_id.removeprefix('0x')} span_id={settle.span_id.removeprefix('0x')}"
+    )
+    log = (tmp_path / "payment.log").read_text()
+    assert f"participants.service {ids}: payment order-0001: captured (version 3)" in log
     assert tree("order-0001", spans)[1].startswith("  place order [demo]")
     # The request's server span, a client span per participant beneath it, and each
     # participant's query span (in its own process) beneath the call that asked it.
