@@ -49,6 +49,7 @@ DUPLICATE_WINDOW = 120.0  # seconds during which a message id is stored once
 MSG_ID = "Nats-Msg-Id"
 PR_SET_PDEATHSIG = 1  # prctl(2)
 CLOSE_FOR = 2.0  # seconds to close the connection cleanly
+REDELIVER_AT_MOST = 30.0  # seconds between two deliveries to a handler that keeps failing
 
 
 class BusError(Exception):
@@ -193,8 +194,15 @@ class NatsBus:
             for handler in self._handlers[event.type]:
                 await handler(event)
         except Exception:
-            log.exception("%s: handler failed on %s; redelivering", self.consumer, event.type)
-            await message.nak(delay=self.redeliver_after)
+            # Again and again if it keeps failing (dropping it would lose an effect),
+            # but backing off: twice as long each time, up to REDELIVER_AT_MOST.
+            tries = message.metadata.num_delivered or 1
+            delay = min(self.redeliver_after * 2 ** (tries - 1), REDELIVER_AT_MOST)
+            log.exception(
+                "%s: handler failed on %s (try %d); again in %g s",
+                self.consumer, event.type, tries, delay,
+            )  # fmt: skip
+            await message.nak(delay=delay)
             return
         self.delivered += 1
         await message.ack()  # after the handler's transaction has committed
