@@ -21,7 +21,7 @@ from ._nats import BusError, JetStreamServer, NatsBus
 from ._processes import ProcessChoreography, ProcessError, open_choreography
 from ._service import Faults, Participant
 from ._staging import FaultKind, Misrouter, StagedFault, Staging
-from ._store import Record, Store
+from ._store import Record, Store, StoreInUse
 from .inventory import InventoryService
 from .payment import PaymentService
 from .shipping import ShippingService
@@ -55,6 +55,7 @@ __all__ = [
     "StagedFault",
     "Staging",
     "Store",
+    "StoreInUse",
     "listen",
     "open_choreography",
     "order_placed",

@@ -15,12 +15,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ._chance import Chance
 from ._choreography import DEFAULT_PORTS, SERVICES, ChoreographyConfig, ListenError
 from ._deployed import Deployed, Deployment
-from ._nats import STREAM, BusError
+from ._nats import NATS_SCHEMES, STREAM, BusError
 from ._processes import CHILD_PROG, ProcessChoreography, ProcessError, open_choreography
+from ._store import StoreInUse
 from ._tracing import configure_logging, export_spans
 
 PROG = CHILD_PROG  # what a supervising process reads in a child's last line
@@ -93,6 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="place an order this often",
     )
     parser.add_argument(
+        "--shop-front",
+        action="store_true",
+        help="no participant: only place orders (with --place-every) on the NATS server",
+    )
+    parser.add_argument(
         "--trace-file",
         type=Path,
         metavar="PATH",
@@ -105,10 +112,22 @@ def config_from(args: argparse.Namespace) -> ChoreographyConfig:
         raise ValueError("--duplicate-rate must be between 0 and 1")
     if args.ack_wait <= 0:
         raise ValueError("--ack-wait must be positive")
+    if args.nats_url is not None:
+        if args.bus != "nats":
+            raise ValueError("--nats-url is for --bus nats")
+        if urlsplit(args.nats_url).scheme not in NATS_SCHEMES:
+            raise ValueError(f"--nats-url must be a nats:// URL, not {args.nats_url!r}")
+    only = tuple(args.only or DEFAULT_PORTS)
+    if args.shop_front:
+        if args.bus != "nats" or args.only:
+            raise ValueError("--shop-front runs no participant: it needs --bus nats, not --only")
+        only = ()
+    elif args.bus == "nats" and len(only) == 1 and args.nats_url and args.place_every:
+        raise ValueError("a participant alone does not place orders: run a --shop-front beside it")
     return ChoreographyConfig(
         host=args.host,
         ports={name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS},
-        only=tuple(args.only or DEFAULT_PORTS),
+        only=only,
         db_dir=args.db_dir,
         chance=Chance(
             seed=args.seed,
@@ -123,13 +142,15 @@ def config_from(args: argparse.Namespace) -> ChoreographyConfig:
         bus=args.bus,
         nats_url=args.nats_url,
         ack_wait=args.ack_wait,
+        # Participant processes write their spans beside this process's.
+        trace_dir=None if args.trace_file is None else args.trace_file.parent,
     )
 
 
 async def serve(config: ChoreographyConfig, place_every: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     if config.bus == "nats" and len(config.only) == 1 and config.nats_url:
         await _serve_one(config, stop)
@@ -139,7 +160,8 @@ async def serve(config: ChoreographyConfig, place_every: float) -> None:
             print(f"{name:<9} {url}   (database {run.db_dir}/{name}.sqlite3)", flush=True)
         if isinstance(run, ProcessChoreography):
             print(f"events    {run.nats_url}   (JetStream stream {STREAM})", flush=True)
-        print("aggregator configuration:", flush=True)
+        if run.urls:
+            print("aggregator configuration:", flush=True)
         for name, url in run.urls.items():
             print(f'  [participants.{name}]\n  url = "{url}"', flush=True)
         while not stop.is_set():
@@ -194,13 +216,17 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     try:
         config = config_from(args)
         if args.trace_file is not None:
-            export_spans(args.trace_file)
+            alone = len(config.only) == 1 and config.nats_url
+            export_spans(args.trace_file, config.only[0] if alone else "shop-front")
         asyncio.run(serve(config, args.place_every))
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    except (ListenError, BusError, ProcessError) as exc:
+    except (ListenError, BusError, ProcessError, StoreInUse) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the data directory: not a directory, not writable
+        print(f"{prog}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
     return 0
 

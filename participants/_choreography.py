@@ -22,6 +22,7 @@ from ._events import Event, order_placed
 from ._service import Participant
 from ._staging import Misrouter, Staging
 from ._store import Store
+from ._tracing import placing
 from .inventory import InventoryService
 from .payment import PaymentService
 from .shipping import ShippingService
@@ -148,9 +149,14 @@ class Choreography:
     async def place_order(self) -> str:
         """Announce OrderPlaced for a new order, as a shop front would; return its id."""
         self._orders += 1
-        event = new_order(self._rng, self._orders)
-        await self.bus.publish(event)
+        with placing(new_order(self._rng, self._orders)) as event:
+            await self.bus.publish(event)
         return event.workflow_id
+
+    @property
+    def next_order(self) -> str:
+        """The id the next order placed will have."""
+        return order_id(self._orders + 1)
 
 
 def new_order(rng: random.Random, number: int) -> Event:
@@ -160,4 +166,13 @@ def new_order(rng: random.Random, number: int) -> Event:
         {"sku": sku, "quantity": quantity} for sku, quantity in quantities.items()
     ]
     amount = 1250 * sum(quantities.values())
-    return order_placed(f"order-{number:04d}", amount=amount, currency="EUR", items=items)
+    return order_placed(order_id(number), amount=amount, currency="EUR", items=items)
+
+
+def order_id(number: int) -> str:
+    """The shop front's id of its order ``number``.
+
+    >>> order_id(42)
+    'order-0042'
+    """
+    return f"order-{number:04d}"

@@ -22,6 +22,18 @@ class EventType(StrEnum):
     SHIPMENT_DELIVERED = "ShipmentDelivered"
 
 
+SUBJECTS = "orders.>"  # the subjects the order events are published on
+
+
+def subject(event_type: EventType) -> str:
+    """The subject an event of this type is published on.
+
+    >>> subject(EventType.ORDER_PLACED)
+    'orders.OrderPlaced'
+    """
+    return f"orders.{event_type}"
+
+
 class Event(BaseModel):
     """One fact a participant announces; its id makes redelivery harmless."""
 

@@ -35,21 +35,25 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError
 from pydantic import ValidationError
 
 from ._bus import Handler
-from ._events import Event, EventType
-from ._tracing import subject
+from ._events import SUBJECTS, Event, EventType, subject
 
 log = logging.getLogger("participants.nats")
 
 STREAM = "ORDERS"
-SUBJECTS = "orders.>"
 DUPLICATE_WINDOW = 120.0  # seconds during which a message id is stored once
 MSG_ID = "Nats-Msg-Id"
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 PR_SET_PDEATHSIG = 1  # prctl(2)
 CLOSE_FOR = 2.0  # seconds to close the connection cleanly
 REDELIVER_AT_MOST = 30.0  # seconds between two deliveries to a handler that keeps failing
+# Deliveries of one event to a handler that keeps failing (0.5 s to 30 s apart: about
+# six minutes in all) before it is given up, so that it cannot hold the consumer.
+MAX_DELIVER = 16
+STREAM_NAME_IN_USE = 10058  # JetStream's error code
 
 
 class BusError(Exception):
@@ -78,6 +82,8 @@ class NatsBus:
         redeliver_after: float = 0.5,
         max_ack_pending: int = 512,
         connect_for: float = 10.0,
+        max_handling: int = 64,
+        max_deliver: int = MAX_DELIVER,
     ) -> None:
         self.url = url
         self.consumer = consumer
@@ -85,11 +91,15 @@ class NatsBus:
         self.redeliver_after = redeliver_after
         self.max_ack_pending = max_ack_pending
         self.connect_for = connect_for
+        self.max_deliver = max_deliver
         self._handlers: dict[EventType, list[Handler]] = defaultdict(list)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # Handlers at work at once: each holds a message whose ack wait is running.
+        self._handling = asyncio.Semaphore(max_handling)
+        self._last_error: Exception | None = None
         self.published = 0
         self.delivered = 0
         self.redelivered = 0
@@ -106,10 +116,11 @@ class NatsBus:
         )
 
     async def _connection_error(self, exc: Exception) -> None:
-        # One line, not nats-py's traceback: the client reconnects by itself.
-        log.warning(
-            "%s: NATS connection: %s", self.consumer or "publisher", exc or type(exc).__name__
-        )
+        # One line, not nats-py's traceback: the client reconnects by itself. Before
+        # the first connection, the last error is what __aenter__ reports.
+        self._last_error = exc
+        if self._nc is not None:
+            log.warning("%s: NATS connection: %s", self.consumer or "publisher", _words(exc))
 
     def subscribe(self, event_type: EventType, handler: Handler) -> None:
         if self._tasks:
@@ -128,16 +139,35 @@ class NatsBus:
             async with asyncio.timeout(self.connect_for):
                 self._nc = await self._connect()
         except Exception as exc:
-            why = "no answer" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            last = self._last_error if isinstance(exc, TimeoutError) else exc
+            why = "no answer" if last is None else _words(last)
             raise BusError(f"cannot reach NATS at {self.url}: {why}") from None
         self._js = self._nc.jetstream()
         config = StreamConfig(name=STREAM, subjects=[SUBJECTS], duplicate_window=DUPLICATE_WINDOW)
         try:
-            await self._js.add_stream(config)
-        except Exception as exc:
+            await self._stream(config)
+        except BusError:
             await self._nc.close()
-            raise BusError(f"cannot create the stream {STREAM} (is JetStream on?): {exc}") from None
+            raise
         return self
+
+    async def _stream(self, config: StreamConfig) -> None:
+        """Create the stream, or use the one there if it holds our subjects (its other
+        settings, retention say, are the operator's)."""
+        try:
+            await self.js.add_stream(config)
+            return
+        except BadRequestError as exc:
+            if exc.err_code != STREAM_NAME_IN_USE:
+                raise BusError(f"cannot create the stream {STREAM}: {exc.description}") from None
+        except Exception as exc:
+            raise BusError(f"cannot create the stream {STREAM} (is JetStream on?): {exc}") from None
+        info = await self.js.stream_info(STREAM)
+        if SUBJECTS not in (info.config.subjects or []):
+            raise BusError(
+                f"the stream {STREAM} exists without the subjects {SUBJECTS!r}"
+                f" (it has {info.config.subjects})"
+            )
 
     async def start(self) -> None:
         """Start delivering to the handlers subscribed so far (none: nothing to do)."""
@@ -149,7 +179,8 @@ class NatsBus:
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait,
             max_ack_pending=self.max_ack_pending,
-            filter_subjects=sorted(f"orders.{kind}" for kind in self._handlers),
+            max_deliver=self.max_deliver,
+            filter_subjects=sorted(subject(kind) for kind in self._handlers),
         )
         await self.js.add_consumer(STREAM, config)
         pull = await self.js.pull_subscribe_bind(durable=self.consumer, stream=STREAM)
@@ -175,9 +206,18 @@ class NatsBus:
                 await asyncio.sleep(self.redeliver_after)
                 continue
             for message in messages:
+                await self._handling.acquire()  # released when its handler is done
                 self._spawn(self._deliver(message))
 
     async def _deliver(self, message: Msg) -> None:
+        try:
+            await self._handle(message)
+        except Exception as exc:  # an ack, nak or term lost with the connection
+            log.warning("%s: could not settle a message: %s", self.consumer, _words(exc))
+        finally:
+            self._handling.release()
+
+    async def _handle(self, message: Msg) -> None:
         try:
             event = Event.model_validate_json(message.data)
         except ValidationError as exc:
@@ -188,19 +228,27 @@ class NatsBus:
             return
         headers = {k: v for k, v in (message.headers or {}).items() if k != MSG_ID}
         event = event.model_copy(update={"trace": headers})
-        if message.metadata.num_delivered > 1:
+        tries = message.metadata.num_delivered or 1
+        if tries > 1:
             self.redelivered += 1
         try:
             for handler in self._handlers[event.type]:
                 await handler(event)
         except Exception:
-            # Again and again if it keeps failing (dropping it would lose an effect),
-            # but backing off: twice as long each time, up to REDELIVER_AT_MOST.
-            tries = message.metadata.num_delivered or 1
+            if tries >= self.max_deliver:
+                # It stays in the stream, at its sequence number, for an operator.
+                log.exception(
+                    "%s: gave up on %s %s (stream sequence %s) after %d tries",
+                    self.consumer, event.type, event.event_id,
+                    message.metadata.sequence.stream, tries,
+                )  # fmt: skip
+                await message.term()
+                return
+            # Backing off: twice as long each time, up to REDELIVER_AT_MOST.
             delay = min(self.redeliver_after * 2 ** (tries - 1), REDELIVER_AT_MOST)
             log.exception(
-                "%s: handler failed on %s (try %d); again in %g s",
-                self.consumer, event.type, tries, delay,
+                "%s: handler failed on %s (try %d of %d); again in %g s",
+                self.consumer, event.type, tries, self.max_deliver, delay,
             )  # fmt: skip
             await message.nak(delay=delay)
             return
@@ -211,7 +259,7 @@ class NatsBus:
         headers = {**event.trace, MSG_ID: event.event_id}
         try:
             await self.js.publish(
-                subject(event), event.model_dump_json().encode(), headers=headers, timeout=5
+                subject(event.type), event.model_dump_json().encode(), headers=headers, timeout=5
             )
         except Exception as exc:
             raise BusError(f"cannot publish {event.type}: {exc or type(exc).__name__}") from None
@@ -238,6 +286,13 @@ class NatsBus:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.close(), CLOSE_FOR)
             self._nc = None
+
+
+def _words(exc: BaseException) -> str:
+    """An error as one line: the OS's reason for a refused or unknown address."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
 
 
 def _cancelling() -> bool:
@@ -277,6 +332,7 @@ class JetStreamServer:
         self.data_dir = data_dir
         self.host = host
         self.url = ""
+        self.log_path = Path()
         self._process: asyncio.subprocess.Process | None = None
         self._stack = AsyncExitStack()
 
@@ -286,7 +342,8 @@ class JetStreamServer:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nats-")))
             store = self.data_dir or work
             store.mkdir(parents=True, exist_ok=True)
-            log_file = stack.enter_context((work / "nats-server.log").open("wb"))
+            self.log_path = store / "nats-server.log"  # kept with a kept data directory
+            log_file = stack.enter_context(self.log_path.open("ab"))
             self._process = await asyncio.create_subprocess_exec(
                 server_binary(),
                 "--jetstream",
@@ -318,7 +375,7 @@ class JetStreamServer:
             if self._process.returncode is not None:
                 break
             await asyncio.sleep(0.05)
-        output = (work / "nats-server.log").read_text(errors="replace").strip().splitlines()
+        output = self.log_path.read_text(errors="replace").strip().splitlines()
         raise BusError(f"nats-server did not start: {output[-1] if output else 'no output'}")
 
     async def _stop(self) -> None:

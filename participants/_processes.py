@@ -26,11 +26,11 @@ from opentelemetry import trace
 
 from contracts import QUERY_PATHS
 
-from ._choreography import Choreography, ChoreographyConfig, new_order
-from ._events import EventType
+from ._choreography import Choreography, ChoreographyConfig, new_order, order_id
+from ._events import EventType, subject
 from ._nats import STREAM, JetStreamServer, NatsBus, die_with_parent
 from ._staging import Misrouter, Staging
-from ._tracing import publishing, trace_headers
+from ._tracing import placing
 
 log = logging.getLogger("participants.processes")
 READY = re.compile(r"ready (?P<name>\w+) (?P<base>http://\S+)")
@@ -247,7 +247,7 @@ class ProcessChoreography:
         directory goes on counting)."""
         assert self.bus is not None
         with contextlib.suppress(Exception):
-            last = await self.bus.js.get_last_msg(STREAM, f"orders.{EventType.ORDER_PLACED}")
+            last = await self.bus.js.get_last_msg(STREAM, subject(EventType.ORDER_PLACED))
             if last.data:
                 number = re.search(rb'"workflow_id":"order-(\d+)"', last.data)
                 return int(number[1]) if number else 0
@@ -257,14 +257,14 @@ class ProcessChoreography:
         """Publish OrderPlaced for a new order, as a shop front would; return its id."""
         assert self.bus is not None
         self._orders += 1
-        event = new_order(self._rng, self._orders)
-        with self._tracer.start_as_current_span(
-            "place order", attributes={"workflow.id": event.workflow_id}
-        ):
-            placed = event.model_copy(update={"trace": trace_headers()})
-            with publishing("shop-front", placed, by=self._tracer) as headers:
-                await self.bus.publish(placed.model_copy(update={"trace": headers}))
+        with placing(new_order(self._rng, self._orders), by=self._tracer) as event:
+            await self.bus.publish(event)
         return event.workflow_id
+
+    @property
+    def next_order(self) -> str:
+        """The id the next order placed will have."""
+        return order_id(self._orders + 1)
 
 
 def open_choreography(config: ChoreographyConfig) -> Choreography | ProcessChoreography:

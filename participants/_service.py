@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, ClassVar
@@ -54,10 +54,12 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
 
 StepHandler = Callable[[Step], Awaitable[None]]
 log = logging.getLogger("participants.service")
-# A step that fails is tried again this often, then left for the next start.
-STEP_ATTEMPTS = 5
+# A step that fails, or an event the bus does not take, is tried again after
+# RETRY_AFTER seconds, then twice as long each time up to RETRY_AT_MOST.
 RETRY_AFTER = 1.0
+RETRY_AT_MOST = 30.0
 FLUSH_FOR = 2.0
+OUTBOX_BATCH = 256  # events read from the outbox at a time
 
 
 class Participant(ABC):
@@ -164,31 +166,35 @@ class Participant(ABC):
         return record
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
+        # In a context of its own: a step is not part of the span that scheduled it
+        # (it carries that span's context in its row instead).
+        task = asyncio.create_task(work, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
         """Take up the steps left by an earlier run, and publish what the outbox holds."""
-        now = time.time()
+        now = self.store.clock()
         for pending in await self.store.steps():
             self._spawn(self._take(pending.workflow_id, pending.name, pending.due - now))
         self._spawn(self._relay())
 
     async def _take(self, workflow_id: str, name: str, delay: float) -> None:
         await asyncio.sleep(max(0.0, delay))
-        for attempt in range(1, STEP_ATTEMPTS + 1):
-            pending = await self.store.step(workflow_id, name)
-            if pending is None:
-                return  # taken already
+        attempt = 0
+        while (pending := await self.store.step(workflow_id, name)) is not None:
+            attempt += 1
             try:
                 with stepping(self.name, pending):
                     await self._step_handlers[name](pending)
             except Exception:
+                # Never dropped (the order would stop): again, less and less often.
+                wait = min(RETRY_AFTER * 2 ** (attempt - 1), RETRY_AT_MOST)
                 log.exception(
-                    "%s: step %s of %s failed (%d)", self.name, name, workflow_id, attempt
-                )
-                await asyncio.sleep(RETRY_AFTER)
+                    "%s: step %s of %s failed (try %d); again in %g s",
+                    self.name, name, workflow_id, attempt, wait,
+                )  # fmt: skip
+                await asyncio.sleep(wait)
             else:
                 return
 
@@ -199,26 +205,33 @@ class Participant(ABC):
         bus drops it by its id (JetStream's deduplication; consumers' event ids)."""
         while True:
             self._outbox.clear()
-            await self._publish_unsent()
+            if await self._publish_unsent() == OUTBOX_BATCH:
+                continue  # more are waiting
             if not self._outbox.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._outbox.wait(), RETRY_AFTER)
 
-    async def _publish_unsent(self) -> None:
-        for outgoing in await self.store.unsent():
+    async def _publish_unsent(self) -> int:
+        """Publish a batch of the outbox; how many events it held."""
+        batch = await self.store.unsent(OUTBOX_BATCH)
+        for outgoing in batch:
             event = Event.model_validate_json(outgoing.event).model_copy(
                 update={"trace": outgoing.headers}
             )
+            attempt = 0
             while True:
                 try:
                     with publishing(self.name, event) as headers:
                         await self.bus.publish(event.model_copy(update={"trace": headers}))
                 except Exception as exc:
+                    attempt += 1
+                    wait = min(RETRY_AFTER * 2 ** (attempt - 1), RETRY_AT_MOST)
                     log.warning("%s: cannot publish %s yet: %s", self.name, event.type, exc)
-                    await asyncio.sleep(RETRY_AFTER)
+                    await asyncio.sleep(wait)
                 else:
                     break
             await self.store.mark_sent(outgoing.seq)
+        return len(batch)
 
     async def aclose(self) -> None:
         """Stop the steps (they stay in the database, for the next start), publish
@@ -230,7 +243,9 @@ class Participant(ABC):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._publish_unsent(), FLUSH_FOR)
+            async with asyncio.timeout(FLUSH_FOR):
+                while await self._publish_unsent() == OUTBOX_BATCH:
+                    pass
 
     def render(self, record: Record) -> ParticipantView:
         """The record as the contract model; the model validates what is served."""
@@ -255,11 +270,14 @@ class Participant(ABC):
 
     async def _query(self, request: web.Request) -> web.StreamResponse:
         workflow_id = request.match_info["workflow_id"]
-        with serving(self.name, workflow_id, request.headers):
+        with serving(self.name, workflow_id, request.headers) as span:
             record = await self.store.get(workflow_id)
-        if record is None:
-            return _problem(404, "No record", f"{self.name} has no record of {workflow_id!r}")
-        return web.Response(body=self.render(record).model_dump_json().encode(), content_type=JSON)
+            if record is None:
+                span.set_attribute("http.response.status_code", 404)
+                return _problem(404, "No record", f"{self.name} has no record of {workflow_id!r}")
+            body = self.render(record).model_dump_json().encode()
+            span.set_attribute("http.response.status_code", 200)
+            return web.Response(body=body, content_type=JSON)
 
     @web.middleware
     async def _faulty(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -90,4 +90,9 @@ class Misrouter:
         workflow_id = event.workflow_id
         rogue = self._chance.rogue_event(workflow_id)
         if rogue is not None and self._staging.record(workflow_id, FaultKind.ROGUE_EVENT, rogue):
-            await self._bus.publish(Event(type=rogue, workflow_id=workflow_id, data={"items": []}))
+            # Its id is the order's: published again after a crash, it is one event.
+            rogue_event = Event(
+                event_id=f"rogue-{workflow_id}", type=rogue, workflow_id=workflow_id,
+                data={"items": []},
+            )  # fmt: skip
+            await self._bus.publish(rogue_event)

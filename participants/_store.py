@@ -8,6 +8,7 @@ schedules are written in one transaction: a crash leaves all of them or none.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import aiosqlite
 
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (workflow_id, step)
 );
 """
+
+
+class StoreInUse(Exception):
+    """Another process holds the database; the message names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +104,37 @@ class Store:
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
-        self._clock = clock
+        self.clock = clock  # epoch seconds: when steps are due
         self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()  # one connection: transactions must not interleave
+        self._owner: IO[bytes] | None = None
 
     async def __aenter__(self) -> Store:
-        self._db = await aiosqlite.connect(self.path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.executescript(_SCHEMA)
-        await self._db.commit()
+        self._own()
+        try:
+            self._db = await aiosqlite.connect(self.path)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.executescript(_SCHEMA)
+            await self._db.commit()
+            # Queries read on a connection of their own: in WAL mode it sees only
+            # committed changes, and never waits for a write.
+            self._reader = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
+
+    def _own(self) -> None:
+        """Hold the database alone: a second process on it would take the same steps
+        and publish the same outbox."""
+        lock = self.path.with_name(self.path.name + ".lock").open("wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreInUse(f"{self.path} is in use by another process") from None
+        self._owner = lock
 
     async def __aexit__(
         self,
@@ -116,9 +142,13 @@ class Store:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        for connection in (self._reader, self._db):
+            if connection is not None:
+                await connection.close()
+        self._db = self._reader = None
+        if self._owner is not None:
+            self._owner.close()  # and with it the lock
+            self._owner = None
 
     @property
     def _conn(self) -> aiosqlite.Connection:
@@ -126,9 +156,15 @@ class Store:
             raise RuntimeError("Store used outside 'async with'")
         return self._db
 
+    @property
+    def _read(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("Store used outside 'async with'")
+        return self._reader
+
     async def get(self, workflow_id: str) -> Record | None:
-        async with self._lock:  # never a change a transaction may still undo
-            return await self._get_in(self._conn, workflow_id)
+        """The record as last committed."""
+        return await self._get_in(self._read, workflow_id)
 
     async def change(
         self,
@@ -200,7 +236,7 @@ class Store:
                         (
                             workflow_id,
                             later.name,
-                            self._clock() + later.delay,
+                            self.clock() + later.delay,
                             json.dumps(dict(later.data)),
                             json.dumps(headers or {}),
                         )
@@ -239,7 +275,7 @@ class Store:
         return Record(row[0], row[1], row[2], datetime.fromisoformat(row[3]), json.loads(row[4]))
 
     async def count(self) -> int:
-        async with self._conn.execute("SELECT COUNT(*) FROM records") as cursor:
+        async with self._read.execute("SELECT COUNT(*) FROM records") as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 

@@ -14,24 +14,28 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from opentelemetry import context, propagate, trace
+from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ._events import Event
+from ._events import Event, subject
 from ._store import Step
 
 tracer = trace.get_tracer("participants")
+# W3C Trace Context alone, as the aggregator: ``traceparent`` and ``tracestate``,
+# whatever OTEL_PROPAGATORS says, and never a caller's baggage.
+_W3C = TraceContextTextMapPropagator()
 
 
 def trace_headers() -> dict[str, str]:
     """The current trace context as headers (empty when no span is recording)."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    _W3C.inject(carrier)
     return carrier
 
 
 def _parent(headers: Mapping[str, str]) -> context.Context:
-    return propagate.extract(headers)
+    return _W3C.extract(headers)
 
 
 def _attributes(participant: str, event: Event) -> dict[str, str]:
@@ -39,14 +43,9 @@ def _attributes(participant: str, event: Event) -> dict[str, str]:
         "participant.name": participant,
         "workflow.id": event.workflow_id,
         "messaging.system": "nats",
-        "messaging.destination.name": subject(event),
+        "messaging.destination.name": subject(event.type),
         "messaging.message.id": event.event_id,
     }
-
-
-def subject(event: Event) -> str:
-    """The subject an event is published on: ``orders.<EventType>``."""
-    return f"orders.{event.type}"
 
 
 @contextmanager
@@ -86,6 +85,16 @@ def publishing(source: str, event: Event, *, by: Tracer = tracer) -> Iterator[di
 
 
 @contextmanager
+def placing(event: Event, *, by: Tracer = tracer) -> Iterator[Event]:
+    """The shop front's ``place order`` span, the root of the order's trace, with the
+    producer span that sends it; yields the event carrying that context."""
+    with by.start_as_current_span("place order", attributes={"workflow.id": event.workflow_id}):
+        placed = event.model_copy(update={"trace": trace_headers()})
+        with publishing("shop-front", placed, by=by) as headers:
+            yield placed.model_copy(update={"trace": headers})
+
+
+@contextmanager
 def serving(participant: str, workflow_id: str, headers: Mapping[str, str]) -> Iterator[Span]:
     """A server span for a query, child of the caller's (the aggregator's client span)."""
     with tracer.start_as_current_span(
@@ -97,7 +106,7 @@ def serving(participant: str, workflow_id: str, headers: Mapping[str, str]) -> I
         yield span
 
 
-def export_spans(path: Path) -> None:
+def export_spans(path: Path, service: str) -> None:
     """Make this process record its spans and write each, as it ends, to ``path`` as
     a JSON line (a process killed with SIGKILL loses none it has ended).
 
@@ -112,7 +121,7 @@ def export_spans(path: Path) -> None:
             " pip install 'choreography-status-aggregator[otel]'"
         ) from None
     out = path.open("a", buffering=1, encoding="utf-8")  # line-buffered: one span, one write
-    provider = TracerProvider(resource=Resource.create({"service.name": path.stem}))
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)

@@ -19,6 +19,7 @@ from participants import (
     NatsBus,
     PaymentService,
     Store,
+    StoreInUse,
     order_placed,
 )
 from participants._nats import STREAM
@@ -171,3 +172,138 @@ async def test_an_unreachable_server_is_a_bus_error(closed_port: int) -> None:
     with pytest.raises(BusError, match="cannot reach NATS"):
         async with NatsBus(f"nats://127.0.0.1:{closed_port}", connect_for=1.0):
             pass
+
+
+class DiesAfterPublishing:
+    """A bus whose process dies the moment the broker has taken the event, before
+    the relay can mark it sent."""
+
+    def __init__(self, bus: NatsBus) -> None:
+        self.bus = bus
+
+    def subscribe(self, event_type: EventType, handler: object) -> None:
+        pass  # never started: it only publishes
+
+    async def publish(self, event: Event) -> None:
+        await self.bus.publish(event)
+        raise asyncio.CancelledError  # SIGKILL, as far as the relay can tell
+
+
+async def test_a_crash_between_publishing_and_marking_publishes_the_event_once(
+    server: JetStreamServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "payment.sqlite3"
+    captured = Event(type=EventType.PAYMENT_CAPTURED, workflow_id="order-1", data={"items": []})
+    async with NatsBus(server.url) as bus:
+        async with Store(db) as store:
+            await store.change(
+                "order-1", "captured", emit=[(captured.event_id, captured.model_dump_json())]
+            )
+            dying = PaymentService(store, DiesAfterPublishing(bus), Chance())
+            with pytest.raises(asyncio.CancelledError):
+                await dying._publish_unsent()
+            assert await store.outbox_counts() == (1, 0)  # published, not marked
+        async with Store(db) as store:  # the next start publishes it again
+            again = PaymentService(store, bus, Chance())
+            await again.start()
+            await again.aclose()  # publishes what is left before it stops
+            assert await store.outbox_counts() == (1, 1)
+        info = await bus.js.stream_info(STREAM)
+    assert info.state.messages == 1  # the broker dropped the second by its id
+
+
+async def test_an_event_handled_but_not_acknowledged_changes_nothing_the_second_time(
+    server: JetStreamServer, tmp_path: Path
+) -> None:
+    db, event = tmp_path / "payment.sqlite3", an_order()
+    chance = Chance(min_delay=3600, max_delay=3600)  # the next step never comes
+    handled = asyncio.Event()
+    async with Store(db) as store, NatsBus(server.url, consumer="payment", ack_wait=1.0) as bus:
+        payment = PaymentService(store, bus, chance)
+
+        async def dies_before_the_ack(event: Event) -> None:
+            await payment.on_order_placed(event)  # committed
+            handled.set()
+            await asyncio.Event().wait()  # SIGKILL before the ack
+
+        bus.subscribe(EventType.ORDER_PLACED, dies_before_the_ack)
+        await bus.start()
+        await bus.publish(event)
+        await asyncio.wait_for(handled.wait(), 30)
+    async with (
+        Store(db) as store,
+        NatsBus(server.url, consumer="payment", ack_wait=1.0) as bus,
+    ):
+        payment = PaymentService(store, bus, chance)
+        await bus.start()
+
+        async def acknowledged() -> None:  # once it is, it stays so
+            while (await bus.js.consumer_info(STREAM, "payment")).num_ack_pending:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(acknowledged(), 30)
+        await payment.aclose()
+        record = await store.get(event.workflow_id)
+    assert bus.redelivered == 1
+    assert record is not None and (record.state, record.version) == ("pending", 1)
+
+
+async def test_an_event_no_handler_can_take_is_given_up_and_the_rest_go_on(
+    server: JetStreamServer,
+) -> None:
+    taken: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handler(event: Event) -> None:
+        if event.workflow_id == "poison":
+            raise KeyError("amount")
+        await taken.put(event.workflow_id)
+
+    async with NatsBus(
+        server.url, consumer="payment", redeliver_after=0.01, max_deliver=3, max_ack_pending=1
+    ) as bus:
+        bus.subscribe(EventType.ORDER_PLACED, handler)
+        await bus.start()
+        await bus.publish(an_order("poison"))
+        await bus.publish(an_order("order-2"))  # behind it, with one message at a time
+        assert await asyncio.wait_for(taken.get(), 30) == "order-2"
+        info = await bus.js.consumer_info(STREAM, "payment")
+    assert bus.redelivered == 2 and info.num_ack_pending == 0
+
+
+async def test_a_stream_made_by_an_operator_is_used_if_it_holds_the_subjects(
+    server: JetStreamServer,
+) -> None:
+    async with NatsBus(server.url) as bus:
+        await bus.js.delete_stream(STREAM)
+        await bus.js.add_stream(name=STREAM, subjects=["orders.>"], max_age=86_400)
+    async with NatsBus(server.url) as bus:  # not refused: the retention is the operator's
+        await bus.publish(an_order())
+        await bus.js.delete_stream(STREAM)
+        await bus.js.add_stream(name=STREAM, subjects=["other.>"])
+    with pytest.raises(BusError, match=r"exists without the subjects 'orders\.>'"):
+        async with NatsBus(server.url):
+            pass
+
+
+async def test_a_database_is_held_by_one_process(tmp_path: Path) -> None:
+    async with Store(tmp_path / "payment.sqlite3"):
+        with pytest.raises(StoreInUse, match=r"payment\.sqlite3 is in use"):
+            async with Store(tmp_path / "payment.sqlite3"):
+                pass
+    async with Store(tmp_path / "payment.sqlite3"):  # free again once closed
+        pass
+
+
+async def test_a_participant_stopping_publishes_what_its_outbox_holds(
+    server: JetStreamServer, tmp_path: Path
+) -> None:
+    refunded = Event(type=EventType.PAYMENT_REFUNDED, workflow_id="order-1")
+    async with Store(tmp_path / "payment.sqlite3") as store, NatsBus(server.url) as bus:
+        await store.change(
+            "order-1", "refunded", emit=[(refunded.event_id, refunded.model_dump_json())]
+        )
+        payment = PaymentService(store, bus, Chance())  # its relay never ran
+        await payment.aclose()  # SIGTERM: it stops, and publishes first
+        assert await store.outbox_counts() == (1, 1)
+        info = await bus.js.stream_info(STREAM)
+    assert info.state.messages == 1
