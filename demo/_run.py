@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import signal
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from participants import (
     ProcessChoreography,
     ProcessError,
     StagedFault,
+    StoreInUse,
     listen,
     open_choreography,
 )
@@ -51,6 +53,9 @@ from ._view import PARTICIPANTS, RECENT_ORDERS, plain_line, screen
 
 PROG = "status-aggregator demo"
 OTEL_INSTALL = "pip install 'choreography-status-aggregator[otel]'"
+ORDER_ID = re.compile(r"order-\d{4,}")
+# Ctrl-C, a kill, and a closed terminal all end the run with its summary.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 Run = Choreography | ProcessChoreography
 
 
@@ -217,11 +222,12 @@ class Demo:
     async def _drive(self, run: Run, gateway_url: str, aggregator: StatusAggregator) -> Summary:
         self._say(f"gateway {gateway_url}")
         self._say(f"page: {page_url(gateway_url)}")
-        self._say(f"try: curl -s {gateway_url}/workflows/order-0001/status")
-        self._say(f"or:  status-aggregator status order-0001 --gateway {gateway_url}")
-        self._say(f"follow one: status-aggregator watch order-0001 --gateway {gateway_url}")
+        first = run.next_order  # a kept data directory goes on counting
+        self._say(f"try: curl -s {gateway_url}/workflows/{first}/status")
+        self._say(f"or:  status-aggregator status {first} --gateway {gateway_url}")
+        self._say(f"follow one: status-aggregator watch {first} --gateway {gateway_url}")
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self.stop.set)
         async with aiohttp.ClientSession() as client:
             background = [
@@ -235,7 +241,7 @@ class Demo:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
             await self._refresh(client, gateway_url, run)
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         return self._summary(aggregator)
 
@@ -470,6 +476,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.duration is not None and args.duration <= 0:
         print(f"{PROG}: --duration must be positive", file=sys.stderr)
         return 2
+    if args.trace is not None and not ORDER_ID.fullmatch(args.trace):
+        print(
+            f"{PROG}: --trace takes the id of an order the demo places, like order-0001,"
+            f" not {args.trace!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.nats_url is not None and args.bus != "nats":
+        print(f"{PROG}: --nats-url is for --bus nats", file=sys.stderr)
+        return 2
     if args.outage == "crash" and args.bus != "nats":
         print(
             f"{PROG}: --outage crash needs --bus nats: there is no process to kill", file=sys.stderr
@@ -484,12 +500,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     live = sys.stdout.isatty() and not args.plain
     if live:  # the screen is the live view's: a warning line would tear it
         logging.basicConfig(handlers=[logging.NullHandler()])
+    # A failed call to a participant is what an outage is: the demo says so in its own
+    # lines, and the view shows each part's error.
+    logging.getLogger("aggregator.client").setLevel(logging.ERROR)
     with contextlib.ExitStack() as stack:
         recorder = None
         if options.trace is not None:
             traces = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="traces-")))
             try:
-                recorder = stack.enter_context(Recorder(traces))
+                recorder = stack.enter_context(Recorder(traces, options.trace))
             except ImportError:
                 print(
                     f"{PROG}: --trace needs the OpenTelemetry SDK: {OTEL_INSTALL}", file=sys.stderr
@@ -499,11 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo = Demo(options, sys.stdout, live)
         try:
             summary = asyncio.run(demo.run())
-        except (ListenError, BusError, ProcessError) as exc:
+        except (ListenError, BusError, ProcessError, StoreInUse) as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
         for line in summary.lines():
             print(line)
         if recorder is not None and options.trace is not None:
-            print("\n".join(tree(options.trace, recorder.spans())))
+            spans = recorder.spans()
+            print("\n".join(tree(options.trace, spans)))
+            if not spans:  # the run ended before that order was placed
+                return 1
     return 0

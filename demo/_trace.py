@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from participants import only_workflow
+
 SHOWN_REQUESTS = 3  # status requests shown from the start and from the end
 WORKFLOW = "workflow.id"
 
@@ -76,8 +78,18 @@ def read_lines(paths: Iterable[Path]) -> list[SpanRecord]:
     return spans
 
 
+def _who(span: SpanRecord) -> str:
+    """Where the span happened: the participant's own spans name it (the processes'
+    services say the same; in one process they would all say ``demo``); the
+    gateway's calls to a participant name the gateway's process."""
+    acting = span.attributes.get("participant.name")
+    if acting and "http.request.method" not in span.attributes:
+        return str(acting)
+    return span.service
+
+
 def _label(span: SpanRecord, origin: float) -> str:
-    who = f" [{span.service}]" if span.service else ""
+    who = f" [{_who(span)}]" if _who(span) else ""
     flag = "  ERROR" if span.error else ""
     return f"{span.name}{who}  +{(span.start - origin) * 1000:.0f} ms, {span.ms:.1f} ms{flag}"
 
@@ -163,21 +175,21 @@ def tree(workflow_id: str, spans: Sequence[SpanRecord]) -> list[str]:
 
 
 class Recorder:
-    """Records the demo process's spans in memory, and names the directory where the
-    participant processes write theirs. Needs the OpenTelemetry SDK.
+    """Records the demo process's spans about one order in memory, and names the
+    directory where the participant processes write theirs. Needs the OpenTelemetry
+    SDK.
 
     Example::
 
-        with Recorder(Path("traces")) as recorder:
+        with Recorder(Path("traces"), "order-0001") as recorder:
             ...
             print("\\n".join(tree("order-0001", recorder.spans())))
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, workflow_id: str) -> None:
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
             InMemorySpanExporter,
         )
@@ -185,7 +197,8 @@ class Recorder:
         self.directory = directory
         self._memory = InMemorySpanExporter()
         provider = TracerProvider(resource=Resource.create({"service.name": "demo"}))
-        provider.add_span_processor(SimpleSpanProcessor(self._memory))
+        # Only what the order's tree needs: memory does not grow with the run.
+        provider.add_span_processor(only_workflow(self._memory, workflow_id))
         trace.set_tracer_provider(provider)
         self._provider = provider
 

@@ -22,6 +22,7 @@ from ._processes import ProcessChoreography, ProcessError, open_choreography
 from ._service import Faults, Participant
 from ._staging import FaultKind, Misrouter, StagedFault, Staging
 from ._store import Record, Store, StoreInUse
+from ._tracing import only_workflow
 from .inventory import InventoryService
 from .payment import PaymentService
 from .shipping import ShippingService
@@ -57,6 +58,7 @@ __all__ = [
     "Store",
     "StoreInUse",
     "listen",
+    "only_workflow",
     "open_choreography",
     "order_placed",
 ]

@@ -105,6 +105,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write this process's spans here as JSON lines (needs the otel extra)",
     )
+    parser.add_argument(
+        "--trace-workflow",
+        metavar="ID",
+        help="with --trace-file: only the spans of traces that touch this workflow",
+    )
 
 
 def config_from(args: argparse.Namespace) -> ChoreographyConfig:
@@ -144,6 +149,7 @@ def config_from(args: argparse.Namespace) -> ChoreographyConfig:
         ack_wait=args.ack_wait,
         # Participant processes write their spans beside this process's.
         trace_dir=None if args.trace_file is None else args.trace_file.parent,
+        trace_workflow=args.trace_workflow,
     )
 
 
@@ -217,7 +223,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         config = config_from(args)
         if args.trace_file is not None:
             alone = len(config.only) == 1 and config.nats_url
-            export_spans(args.trace_file, config.only[0] if alone else "shop-front")
+            service = config.only[0] if alone else "shop-front"
+            export_spans(args.trace_file, service, args.trace_workflow)
         asyncio.run(serve(config, args.place_every))
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

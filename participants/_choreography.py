@@ -56,6 +56,7 @@ class ChoreographyConfig:
     nats_url: str | None = None  # None: start a JetStream server for the run
     ack_wait: float = 5.0  # seconds before JetStream delivers an unacknowledged event again
     trace_dir: Path | None = None  # participant processes write their spans here (JSON lines)
+    trace_workflow: str | None = None  # and only this workflow's, if named
 
 
 async def listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:

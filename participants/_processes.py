@@ -149,6 +149,8 @@ class ProcessChoreography:
             command.append("--state-hook")
         if c.trace_dir is not None:
             command += ["--trace-file", str(c.trace_dir / f"{child.name}.jsonl")]
+        if c.trace_workflow is not None:
+            command += ["--trace-workflow", c.trace_workflow]
         return command
 
     async def start(self, name: str) -> None:

@@ -13,12 +13,17 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ._events import Event, subject
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExporter
 from ._store import Step
 
 tracer = trace.get_tracer("participants")
@@ -106,15 +111,16 @@ def serving(participant: str, workflow_id: str, headers: Mapping[str, str]) -> I
         yield span
 
 
-def export_spans(path: Path, service: str) -> None:
+def export_spans(path: Path, service: str, workflow_id: str | None = None) -> None:
     """Make this process record its spans and write each, as it ends, to ``path`` as
-    a JSON line (a process killed with SIGKILL loses none it has ended).
+    a JSON line (a process killed with SIGKILL loses none it has ended); with
+    ``workflow_id``, only that workflow's (``only_workflow``).
 
     Needs the OpenTelemetry SDK (the ``otel`` extra); ValueError says so."""
     try:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
     except ImportError:
         raise ValueError(
             "--trace-file needs the OpenTelemetry SDK:"
@@ -123,8 +129,41 @@ def export_spans(path: Path, service: str) -> None:
     out = path.open("a", buffering=1, encoding="utf-8")  # line-buffered: one span, one write
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(only_workflow(exporter, workflow_id))
     trace.set_tracer_provider(provider)
+
+
+def only_workflow(exporter: SpanExporter, workflow_id: str | None) -> SpanProcessor:
+    """Export each span as it ends; with ``workflow_id``, only the spans of traces
+    that touch it: those with its ``workflow.id`` and the rest of their traces that
+    end after them (a request's span ends after its calls'), so that a long run
+    keeps what one order needs, not every span."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace import SpanProcessor as Base
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    inner = SimpleSpanProcessor(exporter)
+    if workflow_id is None:
+        return inner
+
+    class OnlyWorkflow(Base):
+        def __init__(self) -> None:
+            self.traces: set[int] = set()
+
+        def on_end(self, span: ReadableSpan) -> None:
+            trace_id = span.context.trace_id if span.context is not None else 0
+            if (span.attributes or {}).get("workflow.id") == workflow_id:
+                self.traces.add(trace_id)
+            if trace_id in self.traces:
+                inner.on_end(span)
+
+        def shutdown(self) -> None:
+            inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return inner.force_flush(timeout_millis)
+
+    return OnlyWorkflow()
 
 
 class TraceIds(logging.Filter):

@@ -165,3 +165,27 @@ async def test_a_crash_outage_kills_a_process_and_its_parts_catch_up_after_the_r
     assert not any(re.search(r"payment=\S+ live", line) for line in down[gone[0] :])
     assert any(re.search(r"payment=\S+ live", line) for line in after)
     assert summary.outages >= 1
+
+
+def test_trace_prints_the_order_s_spans_from_every_process_as_a_tree() -> None:
+    args = [sys.executable, "-m", "aggregator", "demo", *FAST, "--duration", "4",
+            "--trace", "order-0001", "--plain"]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    tree = result.stdout[result.stdout.index("trace of order-0001") :].splitlines()
+    assert tree[1].startswith("  place order [demo]  +0 ms, ")
+    assert tree[2].startswith("  └─ publish OrderPlaced [shop-front]  +")
+    assert tree[3].startswith("     └─ process OrderPlaced [payment]  +")  # another process
+    assert any(line.startswith("status requests about order-0001: ") for line in tree)
+    assert any("GET payment query [payment]" in line for line in tree)
+    assert "order-0002" not in "\n".join(tree)
+
+
+def test_trace_refuses_an_id_the_demo_never_places() -> None:
+    args = [sys.executable, "-m", "aggregator", "demo", "--trace", "bad id/.."]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "status-aggregator demo: --trace takes the id of an order the demo places,"
+        " like order-0001, not 'bad id/..'\n"
+    )
