@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -102,42 +103,12 @@ async def test_an_event_whose_handler_died_is_delivered_to_the_next_run(
     assert again.redelivered == 1
 
 
-async def test_the_outbox_left_by_a_crash_is_published_at_the_next_start(
-    server: JetStreamServer, tmp_path: Path
-) -> None:
-    db = tmp_path / "payment.sqlite3"
-    captured = Event(type=EventType.PAYMENT_CAPTURED, workflow_id="order-1", data={"items": []})
-    async with Store(db) as store:  # committed, never published: the process died
-        await store.change(
-            "order-1", "captured", emit=[(captured.event_id, captured.model_dump_json())]
-        )
-    got: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def inventory(event: Event) -> None:
-        await got.put(event)
-
-    async with (
-        NatsBus(server.url, consumer="inventory") as listener,
-        Store(db) as store,
-        NatsBus(server.url, consumer="payment") as bus,
-    ):
-        listener.subscribe(EventType.PAYMENT_CAPTURED, inventory)
-        await listener.start()
-        payment = PaymentService(store, bus, Chance())
-        await payment.start()
-        arrived = await asyncio.wait_for(got.get(), 30)
-        await payment.aclose()
-        assert await store.outbox_counts() == (1, 1)
-    assert arrived.event_id == captured.event_id
-
-
-async def test_steps_left_by_a_crash_are_taken_at_the_next_start(
-    server: JetStreamServer, tmp_path: Path
-) -> None:
-    db = tmp_path / "payment.sqlite3"
-    async with Store(db) as store:  # pending, with its authorization due: then it died
-        await store.change("order-1", "pending", then=[Later("authorize", 0.0)])
-    chance = Chance(min_delay=0.0, max_delay=0.0, payment_failure_rate=0.0)
+@asynccontextmanager
+async def payment_restarted(
+    server: JetStreamServer, db: Path, chance: Chance
+) -> AsyncIterator[asyncio.Queue[Event]]:
+    """Payment started again on the database it left, with inventory listening: the
+    PaymentCaptured events it publishes arrive in the queue."""
     got: asyncio.Queue[Event] = asyncio.Queue()
 
     async def inventory(event: Event) -> None:
@@ -152,8 +123,38 @@ async def test_steps_left_by_a_crash_are_taken_at_the_next_start(
         await listener.start()
         payment = PaymentService(store, bus, chance)
         await payment.start()
+        try:
+            yield got
+        finally:
+            await payment.aclose()
+
+
+async def test_the_outbox_left_by_a_crash_is_published_at_the_next_start(
+    server: JetStreamServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "payment.sqlite3"
+    captured = Event(type=EventType.PAYMENT_CAPTURED, workflow_id="order-1", data={"items": []})
+    async with Store(db) as store:  # committed, never published: the process died
+        await store.change(
+            "order-1", "captured", emit=[(captured.event_id, captured.model_dump_json())]
+        )
+    async with payment_restarted(server, db, Chance()) as got:
+        arrived = await asyncio.wait_for(got.get(), 30)
+    async with Store(db) as store:
+        assert await store.outbox_counts() == (1, 1)
+    assert arrived.event_id == captured.event_id
+
+
+async def test_steps_left_by_a_crash_are_taken_at_the_next_start(
+    server: JetStreamServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "payment.sqlite3"
+    async with Store(db) as store:  # pending, with its authorization due: then it died
+        await store.change("order-1", "pending", then=[Later("authorize", 0.0)])
+    chance = Chance(min_delay=0.0, max_delay=0.0, payment_failure_rate=0.0)
+    async with payment_restarted(server, db, chance) as got:
         event = await asyncio.wait_for(got.get(), 30)
-        await payment.aclose()
+    async with Store(db) as store:
         record = await store.get("order-1")
         assert await store.steps() == []
     assert event.workflow_id == "order-1"
