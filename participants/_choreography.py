@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import tempfile
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 from aiohttp import web
@@ -19,6 +17,7 @@ from contracts import QUERY_PATHS
 from ._bus import InProcessBus
 from ._chance import Chance
 from ._events import Event, order_placed
+from ._resource import StackOwned, data_dir
 from ._service import Participant
 from ._staging import Misrouter, Staging
 from ._store import Store
@@ -73,7 +72,7 @@ async def listen(app: web.Application, host: str, port: int, what: str) -> web.A
     return runner
 
 
-class Choreography:
+class Choreography(StackOwned):
     """The reference participants, their bus and their databases, as one resource.
 
     Example::
@@ -99,11 +98,7 @@ class Choreography:
     async def __aenter__(self) -> Choreography:
         stack = self._stack
         try:
-            if self.config.db_dir is None:
-                self.db_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            else:
-                self.db_dir = self.config.db_dir
-                self.db_dir.mkdir(parents=True, exist_ok=True)
+            self.db_dir = data_dir(stack, self.config.db_dir)
             for name in self.config.only:
                 service_type = SERVICES[name]
                 store = await stack.enter_async_context(Store(self.db_dir / f"{name}.sqlite3"))
@@ -133,14 +128,6 @@ class Choreography:
             await stack.aclose()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stack.aclose()
 
     async def _quiesce(self) -> None:
         await self.bus.__aexit__(None, None, None)

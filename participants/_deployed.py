@@ -6,13 +6,13 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from contracts import QUERY_PATHS
 
 from ._chance import Chance
 from ._choreography import SERVICES, listen
 from ._nats import NatsBus
+from ._resource import StackOwned
 from ._service import Participant
 from ._store import Store
 
@@ -32,7 +32,7 @@ class Deployment:
     state_hook: bool = False
 
 
-class Deployed:
+class Deployed(StackOwned):
     """The participant running: its query API listening, its consumer pulling, its
     outbox relay publishing, and the steps an earlier run left taken up.
 
@@ -73,11 +73,3 @@ class Deployed:
             await stack.aclose()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stack.aclose()

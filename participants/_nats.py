@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from ._bus import Handler
 from ._events import SUBJECTS, Event, EventType, subject
+from ._resource import StackOwned
 
 log = logging.getLogger("participants.nats")
 
@@ -317,7 +318,7 @@ def server_binary() -> str:
     return found
 
 
-class JetStreamServer:
+class JetStreamServer(StackOwned):
     """A ``nats-server`` with JetStream on loopback, for the length of a run.
 
     Its storage is ``data_dir`` (kept) or a temporary directory (removed).
@@ -388,11 +389,3 @@ class JetStreamServer:
         except TimeoutError:
             process.kill()
             await process.wait()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stack.aclose()

@@ -16,11 +16,9 @@ import random
 import re
 import signal
 import sys
-import tempfile
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from opentelemetry import trace
 
@@ -29,6 +27,7 @@ from contracts import QUERY_PATHS
 from ._choreography import Choreography, ChoreographyConfig, new_order, order_id
 from ._events import EventType, subject
 from ._nats import STREAM, JetStreamServer, NatsBus, die_with_parent
+from ._resource import StackOwned, data_dir
 from ._staging import Misrouter, Staging
 from ._tracing import placing
 
@@ -61,7 +60,7 @@ class Child:
         return self.process is not None and self.process.returncode is None
 
 
-class ProcessChoreography:
+class ProcessChoreography(StackOwned):
     """The participants as processes on JetStream, as one resource.
 
     ``urls``, ``base_urls``, ``staging``, ``config`` and ``place_order`` are those of
@@ -96,11 +95,7 @@ class ProcessChoreography:
     async def __aenter__(self) -> ProcessChoreography:
         stack, config = self._stack, self.config
         try:
-            if config.db_dir is None:
-                self.db_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            else:
-                self.db_dir = config.db_dir
-                self.db_dir.mkdir(parents=True, exist_ok=True)
+            self.db_dir = data_dir(stack, config.db_dir)
             if not self.nats_url:
                 server = JetStreamServer(self.db_dir / "jetstream", host=config.host)
                 self.nats_url = (await stack.enter_async_context(server)).url
@@ -122,14 +117,6 @@ class ProcessChoreography:
             await stack.aclose()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stack.aclose()
 
     def _command(self, child: Child) -> list[str]:
         c, chance = self.config, self.config.chance
