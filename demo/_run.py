@@ -38,11 +38,11 @@ from participants import (
     Choreography,
     ChoreographyConfig,
     FaultKind,
+    InUse,
     ListenError,
     ProcessChoreography,
     ProcessError,
     StagedFault,
-    StoreInUse,
     listen,
     open_choreography,
 )
@@ -518,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo = Demo(options, sys.stdout, live)
         try:
             summary = asyncio.run(demo.run())
-        except (ListenError, BusError, ProcessError, StoreInUse) as exc:
+        except (ListenError, BusError, ProcessError, InUse) as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
         for line in summary.lines():

@@ -19,9 +19,10 @@ from ._deployed import Deployed, Deployment
 from ._events import Event, EventType, order_placed
 from ._nats import BusError, JetStreamServer, NatsBus
 from ._processes import ProcessChoreography, ProcessError, open_choreography
+from ._resource import InUse
 from ._service import Faults, Participant
 from ._staging import FaultKind, Misrouter, StagedFault, Staging
-from ._store import Record, Store, StoreInUse
+from ._store import Record, Store
 from ._tracing import only_workflow
 from .inventory import InventoryService
 from .payment import PaymentService
@@ -42,6 +43,7 @@ __all__ = [
     "FaultKind",
     "Faults",
     "InProcessBus",
+    "InUse",
     "InventoryService",
     "JetStreamServer",
     "ListenError",
@@ -56,7 +58,6 @@ __all__ = [
     "StagedFault",
     "Staging",
     "Store",
-    "StoreInUse",
     "listen",
     "only_workflow",
     "open_choreography",

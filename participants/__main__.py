@@ -22,7 +22,7 @@ from ._choreography import DEFAULT_PORTS, SERVICES, ChoreographyConfig, ListenEr
 from ._deployed import Deployed, Deployment
 from ._nats import NATS_SCHEMES, STREAM, BusError
 from ._processes import CHILD_PROG, ProcessChoreography, ProcessError, open_choreography
-from ._store import StoreInUse
+from ._resource import InUse
 from ._tracing import configure_logging, export_spans
 
 PROG = CHILD_PROG  # what a supervising process reads in a child's last line
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    except (ListenError, BusError, ProcessError, StoreInUse) as exc:
+    except (ListenError, BusError, ProcessError, InUse) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # the data directory: not a directory, not writable

@@ -8,7 +8,6 @@ schedules are written in one transaction: a crash leaves all of them or none.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,6 +18,8 @@ from types import TracebackType
 from typing import IO, Any
 
 import aiosqlite
+
+from ._resource import hold
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -48,10 +49,6 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (workflow_id, step)
 );
 """
-
-
-class StoreInUse(Exception):
-    """Another process holds the database; the message names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +125,7 @@ class Store:
     def _own(self) -> None:
         """Hold the database alone: a second process on it would take the same steps
         and publish the same outbox."""
-        lock = self.path.with_name(self.path.name + ".lock").open("wb")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise StoreInUse(f"{self.path} is in use by another process") from None
-        self._owner = lock
+        self._owner = hold(self.path.with_name(self.path.name + ".lock"), self.path)
 
     async def __aexit__(
         self,

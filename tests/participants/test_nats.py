@@ -16,11 +16,11 @@ from participants import (
     Chance,
     Event,
     EventType,
+    InUse,
     JetStreamServer,
     NatsBus,
     PaymentService,
     Store,
-    StoreInUse,
     order_placed,
 )
 from participants._nats import STREAM
@@ -293,7 +293,7 @@ async def test_a_stream_made_by_an_operator_is_used_if_it_holds_the_subjects(
 
 async def test_a_database_is_held_by_one_process(tmp_path: Path) -> None:
     async with Store(tmp_path / "payment.sqlite3"):
-        with pytest.raises(StoreInUse, match=r"payment\.sqlite3 is in use"):
+        with pytest.raises(InUse, match=r"payment\.sqlite3 is in use"):
             async with Store(tmp_path / "payment.sqlite3"):
                 pass
     async with Store(tmp_path / "payment.sqlite3"):  # free again once closed

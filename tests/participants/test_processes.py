@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from participants import ChoreographyConfig, ProcessChoreography
+from participants import ChoreographyConfig, InUse, ProcessChoreography
 
 FREE = {"payment": 0, "inventory": 0, "shipping": 0}
 
@@ -75,3 +75,14 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
     except (FileNotFoundError, IndexError):
         return "Z"
+
+
+async def test_a_second_run_on_a_kept_data_directory_is_refused(tmp_path: Path) -> None:
+    config = ChoreographyConfig(ports=dict(FREE), only=(), db_dir=tmp_path, bus="nats")
+    async with ProcessChoreography(config):
+        second = ProcessChoreography(config)
+        with pytest.raises(InUse, match="is in use by another process"):
+            await second.__aenter__()  # before a second broker starts on its storage
+        assert second.nats_url == ""
+    async with ProcessChoreography(config) as again:  # free once the first has ended
+        assert again.nats_url.startswith("nats://127.0.0.1:")
