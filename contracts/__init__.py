@@ -15,6 +15,7 @@ from ._status import (
     Step,
     WorkflowStatus,
 )
+from ._stub import Stub, StubOptions
 from ._validation import validation_problems
 from ._views import (
     BUILTIN_VIEWS,
@@ -57,6 +58,8 @@ __all__ = [
     "ShippingView",
     "Source",
     "Step",
+    "Stub",
+    "StubOptions",
     "WorkflowStatus",
     "content_encoding",
     "is_json",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from ._evolution import compare
 from ._kit import DEFAULT_PATHS, KitError, Verifier
 from ._report import junit_xml, table
 from ._schemas import SCHEMA_DIR, outdated_schemas, write_schemas
+from ._stub import Stub, StubOptions
 
 PROG = "python -m contracts"
 
@@ -56,6 +58,28 @@ def _parser() -> argparse.ArgumentParser:
     diff = commands.add_parser("diff", help="classify the changes between two schema versions")
     diff.add_argument("old", type=Path)
     diff.add_argument("new", type=Path)
+
+    stub = commands.add_parser(
+        "stub",
+        help="serve contract-valid answers without a real service",
+        description="Answers GET on the participant's query path: an id set up through"
+        " POST /_contract/state in that state, an id '<state>-anything' in that state, any"
+        " other id (e.g. 'missing-1') a 404.",
+    )
+    stub.add_argument("participant", choices=sorted(DEFAULT_PATHS))
+    stub.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    stub.add_argument("--port", type=int, default=0, help="port (default: 0, any free one)")
+    stub.add_argument(
+        "--latency-ms", type=int, default=0, metavar="MS", help="delay every answer (default: 0)"
+    )
+    stub.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="answer this share with a 503 problem (default: 0)",
+    )
+    stub.add_argument("--seed", type=int, default=0, help="decides which answers fail")
 
     schemas = commands.add_parser("schemas", help="export the JSON Schemas of the contract models")
     schemas.add_argument("--dir", type=Path, default=SCHEMA_DIR, help="where to write them")
@@ -104,6 +128,29 @@ def _diff(args: argparse.Namespace) -> int:
     return 1 if breaking else 0
 
 
+def _stub(args: argparse.Namespace) -> int:
+    try:
+        options = StubOptions(
+            args.participant,
+            host=args.host,
+            port=args.port,
+            latency_ms=args.latency_ms,
+            error_rate=args.error_rate,
+            seed=args.seed,
+        )
+        stub = Stub(options)
+    except ValueError as exc:
+        raise KitError(str(exc)) from None
+    except OSError as exc:
+        raise KitError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    path = stub.prefix + "{workflow_id}"
+    print(f"stub {args.participant} {stub.base_url}{path}", flush=True)
+    print(f"state hook: {stub.base_url}/_contract/state", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        stub.serve_forever()
+    return 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     if args.check:
         outdated = outdated_schemas(args.dir)
@@ -117,7 +164,7 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"verify": _verify, "diff": _diff, "schemas": _schemas}
+    commands = {"verify": _verify, "diff": _diff, "stub": _stub, "schemas": _schemas}
     try:
         return commands[args.command](args)
     except KitError as exc:

@@ -1,0 +1,201 @@
+"""A stub participant: contract-valid answers without a real service, for trying a
+consumer (a gateway, a dashboard) and its failure handling.
+
+``python -m contracts stub payment --port 8101`` answers ``GET`` on the
+participant's query path:
+
+- an id set up through the state hook (``POST /_contract/state``, as the kit
+  does) is served in that state, its ``version`` one higher at each set-up;
+- an id ``<state>-anything`` (``captured-42``) is served in that state;
+- an id starting ``missing-``, or any other, is a 404 problem;
+- ``--latency-ms`` delays every answer, ``--error-rate`` answers that share with
+  a 503 problem (seeded by ``--seed``).
+
+The standard library serves it; every body is rendered by the contract model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import ValidationError
+
+from ._views import BUILTIN_VIEWS, QUERY_PATHS, ParticipantView
+
+# Plausible domain fields for each participant (the common ones are the stub's).
+SAMPLES: dict[str, dict[str, Any]] = {
+    "payment": {"amount": 1999, "currency": "EUR"},
+    "inventory": {"items": [{"sku": "book-1", "quantity": 1}]},
+    "shipping": {"carrier": "parcelco", "tracking_number": "PC0000000001"},
+}
+STATE_HOOK = "/_contract/state"
+
+
+@dataclass(frozen=True, slots=True)
+class StubOptions:
+    """What the stub serves, where, and how badly. Port 0 picks a free port."""
+
+    participant: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.participant not in BUILTIN_VIEWS:
+            raise ValueError(
+                f"no stub for {self.participant!r}: one of {', '.join(sorted(BUILTIN_VIEWS))}"
+            )
+        if self.latency_ms < 0:
+            raise ValueError("the latency must be 0 ms or more")
+        if not 0 <= self.error_rate <= 1:
+            raise ValueError("the error rate must be between 0 and 1")
+
+
+class Stub:
+    """The stub on its own thread, as a context manager.
+
+    >>> with Stub(StubOptions("payment")) as stub:
+    ...     stub.base_url.startswith("http://127.0.0.1:")
+    True
+    """
+
+    def __init__(self, options: StubOptions) -> None:
+        self.options = options
+        self.model: type[ParticipantView] = BUILTIN_VIEWS[options.participant]
+        self.prefix = QUERY_PATHS[options.participant].split("{workflow_id}")[0]
+        self._records: dict[str, tuple[str, int]] = {}  # set up through the hook
+        self._lock = threading.Lock()
+        self._rng = random.Random(options.seed)
+        self._server = ThreadingHTTPServer((options.host, options.port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> Stub:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def serve_forever(self) -> None:
+        """Serve on this thread until interrupted."""
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
+
+    # --- answers ---------------------------------------------------------------------
+
+    def query(self, workflow_id: str) -> tuple[int, dict[str, Any]]:
+        o = self.options
+        with self._lock:
+            failing = o.error_rate > 0 and self._rng.random() < o.error_rate
+            recorded = self._records.get(workflow_id)
+        if o.latency_ms:
+            time.sleep(o.latency_ms / 1000)
+        if failing:
+            return _problem(503, "Stubbed failure", "the stub was asked to fail this share")
+        state, version = recorded or (self._state_named_by(workflow_id), 1)
+        if not state:
+            return _problem(404, "No record", f"the stub has no record of {workflow_id!r}")
+        return 200, self._view(workflow_id, state, version)
+
+    def _state_named_by(self, workflow_id: str) -> str:
+        if workflow_id.startswith("missing-"):
+            return ""
+        named = [s for s in self.model.states() if workflow_id.startswith(f"{s}-")]
+        return max(named, key=len, default="")
+
+    def set_state(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            wanted = json.loads(body)
+            participant, state, workflow_id = (
+                wanted["participant"], wanted["state"], wanted["workflow_id"]
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            detail = "send {'participant', 'state', 'workflow_id'} as JSON"
+            return _problem(400, "Invalid provider state", detail)
+        if participant != self.options.participant:
+            detail = f"this is {self.options.participant}, not {participant}"
+            return _problem(400, "Wrong participant", detail)
+        if state not in self.model.states():
+            detail = f"{participant} has no state {state!r}; it has {list(self.model.states())}"
+            return _problem(400, "Unknown state", detail)
+        with self._lock:
+            version = self._records.get(workflow_id, ("", 0))[1] + 1
+            self._records[workflow_id] = (state, version)
+        try:
+            return 201, self._view(workflow_id, state, version)
+        except ValidationError as exc:  # an id the contract refuses
+            return _problem(400, "Invalid provider state", str(exc.errors()[0]["msg"]))
+
+    def _view(self, workflow_id: str, state: str, version: int) -> dict[str, Any]:
+        fields = {
+            **SAMPLES[self.options.participant],
+            "workflow_id": workflow_id,
+            "state": state,
+            "version": version,
+            "updated_at": datetime.now(UTC),
+        }
+        rendered: dict[str, Any] = self.model.model_validate(fields).model_dump(mode="json")
+        return rendered
+
+
+def _problem(status: int, title: str, detail: str) -> tuple[int, dict[str, Any]]:
+    return status, {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
+def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "contract-stub"
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if not path.startswith(stub.prefix) or path == stub.prefix:
+                self._send(*_problem(404, "Not found", f"the stub answers {stub.prefix}<id>"))
+                return
+            self._send(*stub.query(unquote(path.removeprefix(stub.prefix))))
+
+        def do_POST(self) -> None:
+            if urlsplit(self.path).path != STATE_HOOK:
+                self._send(*_problem(404, "Not found", f"POST goes to {STATE_HOOK}"))
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            self._send(*stub.set_state(self.rfile.read(min(length, 65_536))))
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            kind = "application/json" if status < 400 else "application/problem+json"
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # quiet: a consumer's test output is its own
+
+    return Handler
