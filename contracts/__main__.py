@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ._evolution import compare
 from ._kit import DEFAULT_PATHS, KitError, Verifier
+from ._pact import write_pact
 from ._report import junit_xml, table
 from ._schemas import SCHEMA_DIR, outdated_schemas, write_schemas
 from ._stub import Stub, StubOptions
@@ -80,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
         help="answer this share with a 503 problem (default: 0)",
     )
     stub.add_argument("--seed", type=int, default=0, help="decides which answers fail")
+
+    pact = commands.add_parser(
+        "pact", help="write the contract as a Pact V4 file, for Pact's own verifiers"
+    )
+    pact.add_argument("participant", choices=sorted(DEFAULT_PATHS))
+    pact.add_argument(
+        "--out", type=Path, default=Path("pacts"), help="the folder (default: %(default)s)"
+    )
+    pact.add_argument(
+        "--path", help="query path holding {workflow_id} (default: the participant's usual one)"
+    )
 
     schemas = commands.add_parser("schemas", help="export the JSON Schemas of the contract models")
     schemas.add_argument("--dir", type=Path, default=SCHEMA_DIR, help="where to write them")
@@ -151,6 +163,17 @@ def _stub(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pact(args: argparse.Namespace) -> int:
+    if args.path is not None and "{workflow_id}" not in args.path:
+        raise KitError("--path must hold {workflow_id}")
+    try:
+        written = write_pact(args.participant, args.out, args.path)
+    except OSError as exc:
+        raise KitError(f"cannot write into {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {written}")
+    return 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     if args.check:
         outdated = outdated_schemas(args.dir)
@@ -164,7 +187,13 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"verify": _verify, "diff": _diff, "stub": _stub, "schemas": _schemas}
+    commands = {
+        "verify": _verify,
+        "diff": _diff,
+        "stub": _stub,
+        "pact": _pact,
+        "schemas": _schemas,
+    }
     try:
         return commands[args.command](args)
     except KitError as exc:

@@ -153,15 +153,26 @@ class Stub:
             return _problem(400, "Invalid provider state", str(exc.errors()[0]["msg"]))
 
     def _view(self, workflow_id: str, state: str, version: int) -> dict[str, Any]:
-        fields = {
-            **SAMPLES[self.options.participant],
-            "workflow_id": workflow_id,
-            "state": state,
-            "version": version,
-            "updated_at": datetime.now(UTC),
-        }
-        rendered: dict[str, Any] = self.model.model_validate(fields).model_dump(mode="json")
-        return rendered
+        return example(self.options.participant, workflow_id, state, version)
+
+
+def example(
+    participant: str, workflow_id: str, state: str, version: int, at: datetime | None = None
+) -> dict[str, Any]:
+    """A contract-valid answer of ``participant`` (JSON-ready), changed ``at`` (now by
+    default), validated by its model; ValidationError if the id or state is not one
+    the contract allows."""
+    fields = {
+        **SAMPLES[participant],
+        "workflow_id": workflow_id,
+        "state": state,
+        "version": version,
+        "updated_at": at or datetime.now(UTC),
+    }
+    rendered: dict[str, Any] = (
+        BUILTIN_VIEWS[participant].model_validate(fields).model_dump(mode="json")
+    )
+    return rendered
 
 
 def _problem(status: int, title: str, detail: str) -> tuple[int, dict[str, Any]]:

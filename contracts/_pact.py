@@ -1,0 +1,130 @@
+"""The contract as a Pact V4 file, for teams that verify providers with Pact.
+
+``python -m contracts pact payment --out pacts/`` writes
+``pacts/status-aggregator-payment.json``: consumer ``status-aggregator``,
+provider ``payment``, one interaction per state of the participant (its
+provider state's parameters are the kit's state hook body: participant, state
+and workflow id) and one for a workflow the provider never saw (a 404). Each
+answer's body holds the fields the contract requires, with matching rules from
+the model: the id by equality, the state by a regular expression of the states,
+integers by type, patterns as they are, date-times by an RFC 3339 expression.
+Fields a reader ignores are never expected.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ._stub import example
+from ._views import BUILTIN_VIEWS, QUERY_PATHS
+
+CONSUMER = "status-aggregator"
+EXAMPLE_TIME = datetime(2026, 1, 1, 10, tzinfo=UTC)  # the same file at every run
+RFC_3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+
+
+def _rule(**matcher: Any) -> dict[str, Any]:
+    return {"combine": "AND", "matchers": [matcher]}
+
+
+def _rules(participant: str) -> dict[str, dict[str, Any]]:
+    """A matching rule per field the contract requires, from its JSON Schema."""
+    model = BUILTIN_VIEWS[participant]
+    schema = model.model_json_schema()
+    rules: dict[str, dict[str, Any]] = {}
+    for name in schema.get("required", []):
+        field: dict[str, Any] = schema["properties"][name]
+        if name == "workflow_id":
+            rules[f"$.{name}"] = _rule(match="equality")
+        elif name == "state":
+            states = "|".join(model.states())
+            rules[f"$.{name}"] = _rule(match="regex", regex=f"^({states})$")
+        elif field.get("format") == "date-time":
+            rules[f"$.{name}"] = _rule(match="regex", regex=RFC_3339)
+        elif "pattern" in field:
+            rules[f"$.{name}"] = _rule(match="regex", regex=field["pattern"])
+        elif field.get("type") == "integer":
+            rules[f"$.{name}"] = _rule(match="integer")
+        else:
+            rules[f"$.{name}"] = _rule(match="type")
+    return rules
+
+
+def pact(participant: str, path: str | None = None) -> dict[str, Any]:
+    """The Pact V4 document of ``participant``'s contract (``path``: its query path,
+    holding ``{workflow_id}``)."""
+    model = BUILTIN_VIEWS[participant]
+    template = path or QUERY_PATHS[participant]
+    required = set(model.model_json_schema().get("required", []))
+    rules = _rules(participant)
+    interactions = []
+    for state in model.states():
+        workflow_id = f"pact-{state}-1"
+        body = {
+            k: v
+            for k, v in example(participant, workflow_id, state, 1, EXAMPLE_TIME).items()
+            if k in required
+        }
+        interactions.append(
+            {
+                "type": "Synchronous/HTTP",
+                "description": f"the {participant} record of a workflow in state {state!r}",
+                "providerStates": [
+                    {
+                        "name": f"{participant} has {workflow_id} in state {state}",
+                        "params": {
+                            "participant": participant,
+                            "state": state,
+                            "workflow_id": workflow_id,
+                        },
+                    }
+                ],
+                "request": _request(template, workflow_id),
+                "response": {
+                    "status": 200,
+                    "headers": {"Content-Type": ["application/json"]},
+                    "body": {"content": body, "contentType": "application/json", "encoded": False},
+                    "matchingRules": {
+                        "body": rules,
+                        "header": {
+                            "Content-Type": _rule(match="regex", regex=r"^application/json\b.*")
+                        },
+                    },
+                },
+            }
+        )
+    unknown = "pact-never-seen-1"
+    interactions.append(
+        {
+            "type": "Synchronous/HTTP",
+            "description": f"a workflow {participant} never saw",
+            "providerStates": [{"name": f"{participant} has no record of {unknown}"}],
+            "request": _request(template, unknown),
+            "response": {"status": 404},
+        }
+    )
+    return {
+        "consumer": {"name": CONSUMER},
+        "provider": {"name": participant},
+        "interactions": interactions,
+        "metadata": {"pactSpecification": {"version": "4.0"}},
+    }
+
+
+def _request(template: str, workflow_id: str) -> dict[str, Any]:
+    return {
+        "method": "GET",
+        "path": template.replace("{workflow_id}", workflow_id),
+        "headers": {"Accept": ["application/json"]},
+    }
+
+
+def write_pact(participant: str, directory: Path, path: str | None = None) -> Path:
+    """Write the pact file into ``directory`` (made if missing); return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{CONSUMER}-{participant}.json"
+    target.write_text(json.dumps(pact(participant, path), indent=2) + "\n", encoding="utf-8")
+    return target
