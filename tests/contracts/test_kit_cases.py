@@ -4,13 +4,15 @@ provider that breaks exactly that, and the reasons that say what to fix."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 import pytest
 
-from contracts import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS
+from contracts import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, PaymentView
 from contracts.__main__ import _parser
-from contracts._kit import Result, Verifier, cases_for, p99
+from contracts._http import Reply
+from contracts._kit import Result, Verifier, cases_for, check_reply, p99
 from tests.contracts.broken_provider import payment_variant
 
 
@@ -140,3 +142,29 @@ async def test_help_shows_the_defaults() -> None:
     assert "(default: 5.0)" in text
     assert "--budget-ms MS" in text and "(default: 500)" in text
     assert "--max-body-bytes BYTES" in text and "(default: 262144, 256 KiB)" in text
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "valid"),
+    [
+        ("2026-01-01T10:00:00Z", True),
+        ("2026-01-01t10:00:00.5-05:30", True),
+        ("2016-12-31T23:59:60Z", True),  # a leap second
+        ("2016-12-31T23:59:60.25+00:00", True),
+        ("1767261600", False),
+        (1767261600, False),
+        ("2026-01-01 10:00:00Z", False),
+        ("2026-01-01T10:00:00", False),
+        ("2026-01-01", False),
+    ],
+)
+def test_updated_at_is_rfc_3339_with_an_offset(updated_at: object, valid: bool) -> None:
+    case = cases_for("payment")[1]
+    body = {"workflow_id": "order-1", "state": case.state, "version": 1, "updated_at": updated_at}
+    body.update(amount=1, currency="EUR")
+    reply = Reply(200, {"content-type": "application/json"}, json.dumps(body).encode())
+    refused = (
+        "updated_at: must be an RFC 3339 date-time string with an offset,"
+        f' such as "2026-01-01T10:00:00Z" (got {json.dumps(updated_at)})'
+    )
+    assert check_reply(reply, PaymentView, case, "order-1") == ([] if valid else [refused])
