@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from contracts import validation_problems
+from contracts import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, validation_problems
 
 from ._errors import ConfigError
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
@@ -61,8 +61,8 @@ class ProtectionSettings(_Settings):
 
 class ParticipantSettings(_Settings):
     url: str = Field(description=f"URL template holding {PLACEHOLDER} once, in the path.")
-    timeout_ms: Millis = 500
-    max_body_bytes: int = Field(262_144, ge=1_024, le=64 * 1024 * 1024)
+    timeout_ms: Millis = DEFAULT_TIMEOUT_MS
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1_024, le=64 * 1024 * 1024)
     protection: ProtectionSettings = ProtectionSettings()
 
     @field_validator("url")

@@ -20,6 +20,8 @@ from ._validation import validation_problems
 from ._views import (
     BUILTIN_VIEWS,
     CONTRACT_VERSION,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT_MS,
     QUERY_HEADERS,
     QUERY_PATHS,
     GenericView,
@@ -36,6 +38,8 @@ from ._views import (
 __all__ = [
     "BUILTIN_VIEWS",
     "CONTRACT_VERSION",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_TIMEOUT_MS",
     "QUERY_HEADERS",
     "QUERY_PATHS",
     "Anomaly",

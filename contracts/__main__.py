@@ -25,6 +25,7 @@ from ._pact import write_pact
 from ._report import junit_xml, table
 from ._schemas import SCHEMA_DIR, outdated_schemas, write_schemas
 from ._stub import Stub, StubOptions
+from ._views import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS
 
 PROG = "python -m contracts"
 
@@ -50,7 +51,30 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--path", help="query path holding {workflow_id} (default: the participant's usual one)"
     )
-    verify.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    verify.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long the kit waits for any one answer (default: %(default)s); the"
+        " aggregator's own, much shorter timeout is --budget-ms",
+    )
+    verify.add_argument(
+        "--budget-ms",
+        type=int,
+        default=DEFAULT_TIMEOUT_MS,
+        metavar="MS",
+        help="the aggregator's timeout_ms for this participant: the p99 of answer times"
+        " must stay within it (default: %(default)s)",
+    )
+    verify.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="BYTES",
+        help="the aggregator's max_body_bytes for this participant: larger answers are"
+        " refused (default: %(default)s, 256 KiB)",
+    )
     verify.add_argument(
         "--stateless-only", action="store_true", help="run only the cases needing no provider state"
     )
@@ -114,6 +138,8 @@ def _verify(args: argparse.Namespace) -> int:
         path=args.path,
         timeout=args.timeout,
         stateless_only=args.stateless_only,
+        budget_ms=args.budget_ms,
+        max_body_bytes=args.max_body_bytes,
     )
     results = asyncio.run(verifier.run())
     print(table(args.participant, args.base_url, results))

@@ -4,7 +4,9 @@ A case sets up a workflow in a given state on the provider (through its state
 hook or a Python callable), asks the query API for it exactly as the aggregator
 does, and checks the answer against the contract: status code, content type,
 a body valid against the model in strict mode (no coercion: ``"3"`` is not an
-integer), the state asked for, the workflow id asked for.
+integer), the state asked for, the workflow id asked for. Beyond single answers,
+cases measure what the aggregator also depends on: a ``version`` that moves
+forward, and answers within its timeout.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +28,14 @@ from pydantic import ValidationError
 from ._http import HttpError, Reply, post_json, request
 from ._media import content_encoding, is_json
 from ._validation import validation_problems
-from ._views import BUILTIN_VIEWS, QUERY_HEADERS, QUERY_PATHS, ParticipantView
+from ._views import (
+    BUILTIN_VIEWS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT_MS,
+    QUERY_HEADERS,
+    QUERY_PATHS,
+    ParticipantView,
+)
 
 StateSetup = Callable[[str, str, str], Awaitable[None] | None]
 """``setup(participant, state, workflow_id)``: put the provider's record in that state."""
@@ -39,6 +50,14 @@ TRACE_HEADERS = {
     "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     "X-Tenant-ID": "contract-kit-tenant",
 }
+# RFC 3339 section 5.6 ``date-time``: a string, with a time offset. Pydantic alone
+# would also take a Unix time in a string and a space for the ``T``, and refuses
+# a leap second (``:60``), which RFC 3339 allows.
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(?P<second>\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+)
+LATENCY_REQUESTS = 30
+LATENCY_CONCURRENCY = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +66,11 @@ class Case:
 
     name: str
     description: str
-    expect: Literal["record", "not_found"]
+    expect: Literal["record", "not_found", "newer_version", "within_budget"]
     state: str | None = None  # the provider state to set up first
     id_stem: str = "contract"
     headers: dict[str, str] = field(default_factory=dict)
+    later_state: str | None = None  # set up second, for the same workflow id
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +80,7 @@ class Result:
     passed: bool
     reasons: tuple[str, ...]
     seconds: float
+    url: str = ""  # the query URL the case asked
 
 
 class KitError(Exception):
@@ -69,6 +90,7 @@ class KitError(Exception):
 def cases_for(participant: str) -> list[Case]:
     """Every case of a participant's contract, stateless ones first."""
     model = _model(participant)
+    states = model.states()
     cases = [
         Case(
             "not-found",
@@ -79,9 +101,9 @@ def cases_for(participant: str) -> list[Case]:
     ]
     cases += [
         Case(f"state:{state}", f"a record in state {state!r} is served", "record", state)
-        for state in model.states()
+        for state in states
     ]
-    first = model.states()[0]
+    first = states[0]
     cases += [
         Case(
             "id:letters-digits",
@@ -104,6 +126,21 @@ def cases_for(participant: str) -> list[Case]:
             first,
             headers=TRACE_HEADERS,
         ),
+        Case(
+            "version:increases",
+            f"set up in {first!r}, then in {states[1]!r}: the second answer has a higher version",
+            "newer_version",
+            first,
+            id_stem="contract-version",
+            later_state=states[1],
+        ),
+        Case(
+            "latency:p99",
+            "the 99th percentile of answer times is within the aggregator's timeout",
+            "within_budget",
+            first,
+            id_stem="contract-latency",
+        ),
     ]
     return cases
 
@@ -121,15 +158,74 @@ def _workflow_id(case: Case, nonce: str) -> str:
 
 
 def check_reply(
-    reply: Reply, model: type[ParticipantView], case: Case, workflow_id: str
+    reply: Reply,
+    model: type[ParticipantView],
+    case: Case,
+    workflow_id: str,
+    *,
+    url: str = "",
+    set_up_by: str = "",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    state: str | None = None,
 ) -> list[str]:
-    """Everything wrong with a query reply, as readable reasons; empty if it keeps the contract."""
-    if case.expect == "not_found":
+    """Everything wrong with a query reply, as readable reasons; empty if it keeps the contract.
+
+    ``url`` is the URL asked, ``set_up_by`` what put the record in place (``"the
+    state hook answered 201"``), ``state`` the state expected when it is not the
+    case's own; all three only make the reasons say what to fix.
+    """
+    return _read_record(
+        reply,
+        model,
+        state if state is not None else case.state,
+        workflow_id,
+        expect_missing=case.expect == "not_found",
+        url=url,
+        set_up_by=set_up_by,
+        max_body_bytes=max_body_bytes,
+    )[1]
+
+
+def _read_record(
+    reply: Reply,
+    model: type[ParticipantView],
+    state: str | None,
+    workflow_id: str,
+    *,
+    expect_missing: bool = False,
+    url: str = "",
+    set_up_by: str = "",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> tuple[ParticipantView | None, list[str]]:
+    asked = f" for GET {url}" if url else ""
+    if expect_missing:
         if reply.status == 404:
-            return []
-        return [f"expected HTTP 404 for a workflow the provider never saw, got HTTP {reply.status}"]
+            return None, []
+        return None, [
+            f"expected HTTP 404 for a workflow the provider never saw, got HTTP {reply.status}"
+        ]
+    if 300 <= reply.status < 400:
+        location = reply.headers.get("location")
+        return None, [
+            f"expected HTTP 200, got a redirect (HTTP {reply.status}) to {location or 'nowhere'!r}"
+            f"{asked}: the aggregator never follows redirects, so answer at this URL itself"
+        ]
+    if reply.status == 404:
+        if ":" in workflow_id:
+            hint = (
+                "the id's ':' arrives percent-encoded as %3A:"
+                " decode the path segment before you look the id up"
+            )
+        else:
+            hint = f"{set_up_by or 'the state was set up'} but the record is not served"
+        return None, [f"expected HTTP 200, got HTTP 404{asked}: {hint}"]
     if reply.status != 200:
-        return [f"expected HTTP 200, got HTTP {reply.status}"]
+        return None, [f"expected HTTP 200, got HTTP {reply.status}{asked}"]
+    if len(reply.body) > max_body_bytes:  # read up to the cap only, as the aggregator does
+        return None, [
+            f"body is over {max_body_bytes} bytes, the aggregator's max_body_bytes:"
+            " it refuses the answer (--max-body-bytes to match your deployment)"
+        ]
     reasons = []
     encoding = content_encoding(reply.headers)
     if encoding is not None:
@@ -138,19 +234,47 @@ def check_reply(
     if not is_json(content_type):
         reasons.append(f"content type {content_type or 'missing'!r} is not application/json")
     try:
-        json.loads(reply.body)
+        document = json.loads(reply.body)
     except ValueError:
         shown = reply.body[:60].decode("utf-8", "replace")
-        return [*reasons, f"body is not JSON: {shown!r}"]
+        return None, [*reasons, f"body is not JSON: {shown!r}"]
+    body = reply.body
+    if isinstance(document, dict) and "updated_at" in document:
+        updated_at = document["updated_at"]
+        found = RFC3339.fullmatch(updated_at) if isinstance(updated_at, str) else None
+        if found is None:
+            reasons.append(
+                "updated_at: must be an RFC 3339 date-time string with an offset,"
+                f' such as "2026-01-01T10:00:00Z" (got {json.dumps(updated_at)[:60]})'
+            )
+            document = {k: v for k, v in document.items() if k != "updated_at"}
+            document["updated_at"] = "1970-01-01T00:00:00Z"  # checked: let the rest be judged
+            body = json.dumps(document).encode()
+        elif found["second"] == "60":  # a leap second: valid, though Python cannot hold it
+            start, end = found.span("second")
+            document["updated_at"] = f"{updated_at[:start]}59{updated_at[end:]}"
+            body = json.dumps(document).encode()
     try:
-        view = model.model_validate_json(reply.body, strict=True)
+        view = model.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        return [*reasons, *validation_problems(exc, inputs=True)]
-    if view.state != case.state:
-        reasons.append(f"state: expected {case.state!r}, got {view.state!r}")
+        return None, [*reasons, *validation_problems(exc, inputs=True)]
+    if view.state != state:
+        reasons.append(f"state: expected {state!r}, got {view.state!r}")
     if view.workflow_id != workflow_id:
         reasons.append(f"workflow_id: expected {workflow_id!r}, got {view.workflow_id!r}")
-    return reasons
+    return view, reasons
+
+
+def p99(seconds: list[float]) -> float:
+    """The 99th percentile, nearest rank: of 30 samples, the slowest.
+
+    >>> p99([0.1] * 99 + [2.0])
+    0.1
+    >>> p99([0.1] * 29 + [2.0])
+    2.0
+    """
+    ordered = sorted(seconds)
+    return ordered[max(math.ceil(0.99 * len(ordered)) - 1, 0)]
 
 
 @dataclass
@@ -160,6 +284,8 @@ class Verifier:
     Provider states come from ``state_hook`` (a URL the kit POSTs
     ``{"participant", "state", "workflow_id"}`` to) or ``state_setup`` (a
     callable, sync or async). Without either, ``stateless_only`` must be set.
+    ``budget_ms`` and ``max_body_bytes`` are the aggregator's ``timeout_ms``
+    and ``max_body_bytes`` for this participant.
 
     >>> Verifier("payment", "http://127.0.0.1:8101", stateless_only=True).url_for("a:b")
     'http://127.0.0.1:8101/payments/a%3Ab'
@@ -172,6 +298,10 @@ class Verifier:
     path: str | None = None
     timeout: float = 5.0
     stateless_only: bool = False
+    budget_ms: int = DEFAULT_TIMEOUT_MS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    latency_requests: int = LATENCY_REQUESTS
+    latency_concurrency: int = LATENCY_CONCURRENCY
     nonce: str = field(default_factory=lambda: secrets.token_hex(4))
 
     def __post_init__(self) -> None:
@@ -186,6 +316,10 @@ class Verifier:
                 "provider states need a state hook URL or a setup callable "
                 "(or ask for the stateless cases only)"
             )
+        if self.budget_ms < 1 or self.max_body_bytes < 1:
+            raise KitError("the budget and the body cap must be positive")
+        if self.latency_requests < 1 or self.latency_concurrency < 1:
+            raise KitError("latency requests and concurrency must be positive")
 
     def cases(self) -> list[Case]:
         every = cases_for(self.participant)
@@ -197,50 +331,137 @@ class Verifier:
             "{workflow_id}", quote(workflow_id, safe="")
         )
 
-    async def _set_up(self, case: Case, workflow_id: str) -> str | None:
-        assert case.state is not None
+    async def _set_up(self, state: str, workflow_id: str) -> tuple[str | None, str]:
+        """Put the record in ``state``: a problem (or None), and what answered."""
         if self.state_setup is not None:
             try:
-                outcome = self.state_setup(self.participant, case.state, workflow_id)
+                outcome = self.state_setup(self.participant, state, workflow_id)
                 if inspect.isawaitable(outcome):
                     await outcome
             except Exception as exc:
-                return f"state setup failed: {type(exc).__name__}: {exc}"
-            return None
+                return f"state setup failed: {type(exc).__name__}: {exc}", ""
+            return None, "the state setup callable returned"
         assert self.state_hook is not None
-        payload = {"participant": self.participant, "state": case.state, "workflow_id": workflow_id}
+        payload = {"participant": self.participant, "state": state, "workflow_id": workflow_id}
         try:
             reply = await asyncio.to_thread(
                 post_json, self.state_hook, payload, timeout=self.timeout
             )
         except HttpError as exc:
-            return f"state hook {self.state_hook} unreachable: {exc}"
+            return f"state hook {self.state_hook} unreachable: {exc}", ""
         if not 200 <= reply.status < 300:
-            return f"state hook answered HTTP {reply.status} for {payload}"
-        return None
+            return f"state hook answered HTTP {reply.status} for {payload}", ""
+        return None, f"the state hook answered {reply.status}"
+
+    async def _get(self, url: str, headers: dict[str, str] | None = None) -> Reply:
+        return await asyncio.to_thread(
+            request,
+            "GET",
+            url,
+            headers={**AGGREGATOR_HEADERS, **(headers or {})},
+            timeout=self.timeout,
+            max_body=self.max_body_bytes,
+        )
+
+    async def _read(
+        self, case: Case, state: str, workflow_id: str
+    ) -> tuple[ParticipantView | None, list[str]]:
+        """Set the record up in ``state``, then ask for it as the aggregator does."""
+        problem, set_up_by = await self._set_up(state, workflow_id)
+        if problem is not None:
+            return None, [problem]
+        url = self.url_for(workflow_id)
+        try:
+            reply = await self._get(url, case.headers)
+        except HttpError as exc:
+            return None, [f"no HTTP answer from {url}: {exc}"]
+        return _read_record(
+            reply,
+            self.model,
+            state,
+            workflow_id,
+            url=url,
+            set_up_by=set_up_by,
+            max_body_bytes=self.max_body_bytes,
+        )
+
+    async def _newer_version(self, case: Case, workflow_id: str) -> list[str]:
+        assert case.state is not None and case.later_state is not None
+        first, reasons = await self._read(case, case.state, workflow_id)
+        if first is None or reasons:
+            return [f"first read, in {case.state!r}: {reason}" for reason in reasons]
+        second, reasons = await self._read(case, case.later_state, workflow_id)
+        if second is None or reasons:
+            return [f"second read, in {case.later_state!r}: {reason}" for reason in reasons]
+        if second.version <= first.version:
+            return [
+                f"version: expected more than {first.version} after the record moved from"
+                f" {case.state!r} to {case.later_state!r}, got {second.version}: the aggregator"
+                " never lets a lower or equal version replace the one it holds"
+            ]
+        return []
+
+    async def _within_budget(self, case: Case, workflow_id: str) -> list[str]:
+        assert case.state is not None
+        problem, _ = await self._set_up(case.state, workflow_id)
+        if problem is not None:
+            return [problem]
+        url = self.url_for(workflow_id)
+        gate = asyncio.Semaphore(self.latency_concurrency)
+        statuses: list[int] = []
+        failures: list[str] = []
+
+        async def timed() -> float:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    statuses.append((await self._get(url)).status)
+                except HttpError as exc:
+                    failures.append(str(exc))
+                    return math.inf
+                return time.perf_counter() - started
+
+        seconds = await asyncio.gather(*(timed() for _ in range(self.latency_requests)))
+        reasons = []
+        slowest = p99(list(seconds))
+        measured = (
+            f"over {self.timeout * 1000:.0f} ms (no answer: {failures[0]})"
+            if math.isinf(slowest)
+            else f"{slowest * 1000:.0f} ms"
+        )
+        if slowest * 1000 > self.budget_ms:
+            reasons.append(
+                f"p99 latency {measured} over {self.latency_requests} requests of GET {url}"
+                f" ({self.latency_concurrency} at a time) exceeds the budget of"
+                f" {self.budget_ms} ms, the aggregator's timeout_ms (--budget-ms to match"
+                " your deployment): the aggregator gives up on slower answers"
+            )
+        wrong = sorted({status for status in statuses if status != 200})
+        if wrong:
+            shown = ", ".join(f"HTTP {status}" for status in wrong)
+            reasons.append(f"expected HTTP 200 to every request, got {shown}")
+        return reasons
 
     async def run_case(self, case: Case) -> Result:
         started = time.perf_counter()
         workflow_id = _workflow_id(case, self.nonce)
-        reasons: list[str] = []
-        problem = await self._set_up(case, workflow_id) if case.state is not None else None
-        if problem is not None:
-            reasons.append(problem)
+        url = self.url_for(workflow_id)
+        reasons: list[str]
+        if case.expect == "newer_version":
+            reasons = await self._newer_version(case, workflow_id)
+        elif case.expect == "within_budget":
+            reasons = await self._within_budget(case, workflow_id)
+        elif case.state is not None:
+            reasons = (await self._read(case, case.state, workflow_id))[1]
         else:
             try:
-                reply = await asyncio.to_thread(
-                    request,
-                    "GET",
-                    self.url_for(workflow_id),
-                    headers={**AGGREGATOR_HEADERS, **case.headers},
-                    timeout=self.timeout,
-                )
+                reply = await self._get(url, case.headers)
             except HttpError as exc:
-                reasons.append(f"no HTTP answer from {self.url_for(workflow_id)}: {exc}")
+                reasons = [f"no HTTP answer from {url}: {exc}"]
             else:
-                reasons = check_reply(reply, self.model, case, workflow_id)
+                reasons = check_reply(reply, self.model, case, workflow_id, url=url)
         seconds = time.perf_counter() - started
-        return Result(case, workflow_id, not reasons, tuple(reasons), seconds)
+        return Result(case, workflow_id, not reasons, tuple(reasons), seconds, url)
 
     async def run(self) -> list[Result]:
         return [await self.run_case(case) for case in self.cases()]

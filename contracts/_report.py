@@ -38,9 +38,16 @@ def junit_xml(participant: str, results: list[Result], path: Path) -> None:
             name=result.case.name,
             time=f"{result.seconds:.3f}",
         )
+        # What the case checks and where, so a CI page explains a failure by itself.
+        properties = ET.SubElement(case, "properties")
+        ET.SubElement(properties, "property", name="description", value=result.case.description)
+        ET.SubElement(properties, "property", name="url", value=result.url)
+        ET.SubElement(properties, "property", name="workflow_id", value=result.workflow_id)
         if not result.passed:
             failure = ET.SubElement(case, "failure", message=result.reasons[0])
             failure.text = "\n".join(result.reasons)
+        system_out = ET.SubElement(case, "system-out")
+        system_out.text = f"{result.case.description}\nGET {result.url}"
     root = ET.Element("testsuites")
     root.append(suite)
     tree = ET.ElementTree(root)

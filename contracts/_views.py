@@ -99,6 +99,11 @@ BUILTIN_VIEWS: dict[str, type[ParticipantView]] = {
 QUERY_HEADERS: dict[str, str] = {"Accept": "application/json", "Accept-Encoding": "identity"}
 # Where the built-in participants answer their query API, under their base URL: what
 # the reference services serve, the kit asks by default and the examples configure.
+# What the aggregator allows a participant's answer by default (its operator may
+# change both per participant): owned here, so the aggregator's settings and the
+# kit's cases cannot drift apart.
+DEFAULT_TIMEOUT_MS = 500
+DEFAULT_MAX_BODY_BYTES = 262_144  # 256 KiB
 QUERY_PATHS: dict[str, str] = {
     "payment": "/payments/{workflow_id}",
     "inventory": "/reservations/{workflow_id}",

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._kit import Case, StateSetup, Verifier, cases_for
+from ._views import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS
 
 
 def contract_test(
@@ -37,12 +38,16 @@ def contract_test(
     state_setup: StateSetup | None = None,
     path: str | None = None,
     timeout: float = 5.0,
+    budget_ms: int = DEFAULT_TIMEOUT_MS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     use_asyncio: bool | None = None,
 ) -> Callable[..., Any]:
     """A parametrized pytest test running every case of ``participant``'s contract.
 
     Give ``base_url``, or the name of a fixture that returns it. ``state_hook``
-    may contain ``{base_url}``. ``use_asyncio`` defaults to whether
+    may contain ``{base_url}``. ``budget_ms`` and ``max_body_bytes`` are the
+    aggregator's ``timeout_ms`` and ``max_body_bytes`` for the participant, when
+    its deployment changes them. ``use_asyncio`` defaults to whether
     pytest-asyncio is installed.
     """
     import pytest
@@ -62,6 +67,8 @@ def contract_test(
             state_setup=state_setup,
             path=path,
             timeout=timeout,
+            budget_ms=budget_ms,
+            max_body_bytes=max_body_bytes,
         )
 
     def judge(case: Case, result: Any) -> None:

@@ -56,6 +56,8 @@ def test_every_state_has_a_case() -> None:
         "id:letters-digits",
         "id:punctuation",
         "request-headers",
+        "version:increases",
+        "latency:p99",
     ]
 
 
@@ -80,7 +82,9 @@ EXPECTED_FAILURES = {
         "state: Input should be 'pending', 'authorized', 'captured', 'failed' or 'refunded'"
         ' (got "declined")'
     ],
-    "state:refunded": ["expected HTTP 200, got HTTP 500"],
+    "state:refunded": [
+        "expected HTTP 200, got HTTP 500 for GET {url}/payments/contract-refunded-{n}"
+    ],
     "id:letters-digits": [
         "content type 'text/html; charset=utf-8' is not application/json",
         "body is not JSON: '<html><body>Payment</body></html>'",
@@ -91,11 +95,16 @@ EXPECTED_FAILURES = {
 
 async def test_a_broken_provider_fails_exactly_the_cases_it_breaks() -> None:
     async with broken_payment() as url:
-        results = await Verifier("payment", url, state_hook=f"{url}/_contract/state").run()
+        verifier = Verifier("payment", url, state_hook=f"{url}/_contract/state")
+        results = await verifier.run()
     failures = {r.case.name: list(r.reasons) for r in results if not r.passed}
-    assert failures == EXPECTED_FAILURES
+    assert failures == {
+        name: [reason.format(url=url, n=verifier.nonce) for reason in reasons]
+        for name, reasons in EXPECTED_FAILURES.items()
+    }
     passed = {r.case.name for r in results if r.passed}
-    assert passed == {"state:pending", "request-headers"}  # extra fields are tolerated
+    # Extra fields are tolerated; the later cases' ids meet none of the defects.
+    assert passed == {"state:pending", "request-headers", "version:increases", "latency:p99"}
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
@@ -136,10 +145,17 @@ async def test_the_command_line_as_the_readme_shows_it(
     assert code == 1
     assert "  FAIL  state:captured" in out
     assert "- version: Field required (missing)" in out
-    assert out.splitlines()[-1] == "2 passed, 7 failed"
-    failed = ET.parse(report).getroot().findall("testsuite/testcase/failure")
-    assert len(failed) == 7
-    assert {f.get("message") for f in failed} >= {"expected HTTP 200, got HTTP 500"}
+    assert out.splitlines()[-1] == "4 passed, 7 failed"
+    cases = ET.parse(report).getroot().findall("testsuite/testcase")
+    messages = [failure.get("message", "") for failure in ET.parse(report).iter("failure")]
+    assert len(messages) == 7
+    assert any(m.startswith("expected HTTP 200, got HTTP 500 for GET ") for m in messages)
+    # Each case says what it checks and what it asked, failed or not.
+    refunded = next(case for case in cases if case.get("name") == "state:refunded")
+    properties = {p.get("name"): p.get("value", "") for p in refunded.iter("property")}
+    assert properties["description"] == "a record in state 'refunded' is served"
+    assert properties["url"].startswith(f"{url}/payments/contract-refunded-")
+    assert refunded.findtext("system-out", "").startswith("a record in state 'refunded'")
 
 
 async def test_usage_mistakes_exit_2(providers: Choreography) -> None:

@@ -72,4 +72,4 @@ def test_the_readme_s_pytest_example_runs_in_pytest_asyncio_s_strict_mode(
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "9 passed in" in result.stdout, result.stdout
+    assert "11 passed in" in result.stdout, result.stdout

@@ -24,7 +24,7 @@ test_payment = contract_test(
 """
         )
         result = await asyncio.to_thread(pytester.runpytest_subprocess, "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=7)
+    result.assert_outcomes(passed=4, failed=7)
     result.stdout.fnmatch_lines(
         [
             "*test_payment?state?captured*",
