@@ -14,7 +14,7 @@ import pytest
 from pact import Verifier
 
 from contracts._pact import pact, write_pact
-from tests.contracts.broken_provider import broken_payment
+from tests.contracts.broken_provider import payment_variant
 from tests.participants.harness import choreography
 
 # pact-python's verifier leaves its state-callback server's socket to the garbage
@@ -88,6 +88,6 @@ async def test_pact_s_verifier_passes_the_reference_participant(tmp_path: Path) 
 @LEAKS[1]
 async def test_pact_s_verifier_fails_a_broken_participant(tmp_path: Path) -> None:
     write_pact("payment", tmp_path)
-    async with broken_payment() as base_url:
+    async with payment_variant("epoch-date") as base_url:  # updated_at "1767261600"
         with pytest.raises(RuntimeError, match=r"(?i)verif"):
             await asyncio.to_thread(verify, tmp_path, base_url)
