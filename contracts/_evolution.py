@@ -24,7 +24,10 @@ which ``status-aggregator diff --config aggregator.toml`` checks.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 Schema = dict[str, Any]
@@ -136,6 +139,31 @@ def _for_type(schema: Schema, root: Schema, kind: str) -> Schema | None:
     """The one variant allowing ``kind``, if exactly one does."""
     found = [v for v in _variants(schema, root) if _accepts(_variant_types(v), kind)]
     return found[0] if len(found) == 1 else None
+
+
+class SchemaFileError(ValueError):
+    """A schema file that cannot be read or compared; the message says which and why."""
+
+
+def compare_files(old: Path, new: Path, *, coverage: Coverage | None = None) -> list[Change]:
+    """``compare`` on two JSON Schema files; SchemaFileError names the file at fault."""
+    schemas = []
+    for path in (old, new):
+        try:
+            schemas.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise SchemaFileError(f"{path}: cannot read a JSON Schema: {exc}") from None
+    try:
+        return compare(schemas[0], schemas[1], coverage=coverage)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SchemaFileError(f"cannot compare: {exc}") from None
+
+
+def report(changes: Sequence[Change]) -> tuple[str, int]:
+    """The lines ``diff`` prints and its exit code: 1 when any change is breaking."""
+    breaking = sum(change.kind == "breaking" for change in changes)
+    lines = [*map(str, changes), f"{breaking} breaking, {len(changes) - breaking} compatible"]
+    return "\n".join(lines), 1 if breaking else 0
 
 
 def compare(old: Schema, new: Schema, *, coverage: Coverage | None = None) -> list[Change]:
