@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -180,11 +180,24 @@ class _Comparison:
     new_root: Schema
     coverage: Coverage | None
     out: list[Change]
+    # The (old, new) pairs being compared further up: a recursive schema ($ref to
+    # itself, as a tree's children) is compared once, not forever.
+    open_pairs: set[tuple[int, int]] = field(default_factory=set)
 
     def add(self, kind: Kind, path: str, what: str) -> None:
         self.out.append(Change(kind, path, what))
 
     def node(self, old: Schema, new: Schema, path: str) -> None:
+        pair = (id(_resolve(old, self.old_root)), id(_resolve(new, self.new_root)))
+        if pair in self.open_pairs:
+            return
+        self.open_pairs.add(pair)
+        try:
+            self.judge(old, new, path)
+        finally:
+            self.open_pairs.discard(pair)
+
+    def judge(self, old: Schema, new: Schema, path: str) -> None:
         old_types, new_types = _types(old, self.old_root), _types(new, self.new_root)
         if old_types != new_types and "any" not in old_types:
             extra = sorted(kind for kind in new_types if not _accepts(old_types, kind))
@@ -307,19 +320,14 @@ class _Comparison:
         # (value, exclusive): for a lower bound, a larger value or an exclusive one is stricter
         stricter = now > was if lower else (now[0], not now[1]) < (was[0], not was[1])
         moved = "raised" if now[0] > was[0] else "lowered" if now[0] < was[0] else "changed"
-        if stricter:
-            self.add(
-                "compatible",
-                path,
-                f"{name} {moved} from {old_text} to {_show(now, inclusive, exclusive)}",
-            )
+        if exclusive is None:  # one keyword: its values say it all
+            span = f"{name} {moved} from {was[0]:g} to {now[0]:g}"
         else:
-            self.add(
-                "breaking",
-                path,
-                f"{name} {moved} from {old_text} to {_show(now, inclusive, exclusive)}: "
-                "the old reader refuses more",
-            )
+            span = f"{name} {moved} from {old_text} to {_show(now, inclusive, exclusive)}"
+        if stricter:
+            self.add("compatible", path, span)
+        else:
+            self.add("breaking", path, f"{span}: the old reader refuses more")
 
     def object(self, old: Schema, new: Schema, path: str) -> None:
         old_props: Schema = old.get("properties", {})

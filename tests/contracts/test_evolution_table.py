@@ -273,7 +273,7 @@ CASES: list[tuple[str, Schema, Callable[[Schema], object], bool, str, str, str]]
         False,
         "breaking",
         "workflow_id",
-        "maxLength raised from maxLength 128 to maxLength 256",
+        "maxLength raised from 128 to 256",
     ),
     (
         "maxLength lowered",
@@ -526,6 +526,22 @@ def test_each_change_is_judged_by_the_subset_rule(
     found = [c for c in compare(old, new) if c.path == path and reason in c.what]
     assert found, [str(c) for c in compare(old, new)]
     assert found[0].kind == kind, str(found[0])
+
+
+def test_a_recursive_schema_is_compared_once_per_level() -> None:
+    def tree(max_length: int) -> Schema:
+        node = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "maxLength": max_length},
+                "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
+            },
+        }
+        return {"$defs": {"Node": node}, "$ref": "#/$defs/Node"}
+
+    assert [str(change) for change in compare(tree(10), tree(20))] == [
+        "breaking   name: maxLength raised from 10 to 20: the old reader refuses more"
+    ]
 
 
 def test_the_table_is_large_enough() -> None:
