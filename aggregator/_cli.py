@@ -32,10 +32,12 @@ from rich.table import Table
 from rich.text import Text
 
 from contracts import WorkflowStatus
+from contracts._evolution import Coverage, SchemaFileError, compare_files, report
 
 from ._aggregator import StatusAggregator
 from ._errors import AggregatorError, ConfigError
 from ._merge import Disposition
+from ._rules import BUILTIN_DEFINITIONS, ORDER_FULFILMENT
 from ._settings import CONFIG_ENV, Settings
 from ._tracing_setup import configure as configure_tracing
 from ._version import __version__
@@ -349,6 +351,48 @@ def init(path: Path, *, force: bool) -> int:
     return 0
 
 
+# --- diff ---------------------------------------------------------------------------
+
+
+def diff(args: argparse.Namespace) -> int:
+    """A participant's schema change judged as ``python -m contracts diff`` does, and
+    an added state against the rules of this aggregator's workflow: a state no status
+    rule covers would be marked invalid, so it is breaking."""
+    if args.config is None:
+        name = args.workflow or ORDER_FULFILMENT.name
+        definition = BUILTIN_DEFINITIONS.get(name)
+        if definition is None:
+            raise CliError(
+                f"--workflow: {name!r} is not built in ({sorted(BUILTIN_DEFINITIONS)}); "
+                "pass --config with the file that declares it",
+                2,
+            )
+    else:
+        settings = load_settings(Path(args.config))
+        if args.workflow is not None:
+            settings = settings.model_copy(update={"workflow": args.workflow})
+        try:
+            definition = settings.definition()
+        except ConfigError as exc:
+            raise CliError(str(exc), 2) from None
+    participant = args.participant or Path(args.new).name.split(".")[0]
+    if participant not in definition.by_name:
+        said = "--participant" if args.participant else f"{args.new}: its name"
+        hint = "" if args.participant else "; pass --participant NAME"
+        raise CliError(
+            f"{said} names no participant of workflow {definition.name} "
+            f"(it has {', '.join(definition.by_name)}){hint}",
+            2,
+        )
+    coverage = Coverage(definition.name, participant, definition.covered_states(participant))
+    try:
+        text, code = report(compare_files(Path(args.old), Path(args.new), coverage=coverage))
+    except SchemaFileError as exc:
+        raise CliError(str(exc), 2) from None
+    print(text)
+    return code
+
+
 # --- check-config ------------------------------------------------------------------
 
 
@@ -397,6 +441,22 @@ def _parser(*, describe_plugins: bool = False) -> argparse.ArgumentParser:
         one.add_argument("--api-key", help="credential for a gateway with authentication on")
         one.add_argument("--json", action="store_true", help=json_help)
 
+    compare = commands.add_parser(
+        "diff",
+        help="judge a participant's new schema against its old one and this workflow's rules",
+    )
+    compare.add_argument("old", help="the schema the aggregator reads with now")
+    compare.add_argument("new", help="the participant's new schema")
+    compare.add_argument(
+        "--config",
+        help="TOML file whose workflow's rules must cover added states "
+        "(default: the built-in order_fulfilment workflow)",
+    )
+    compare.add_argument("--workflow", help="the workflow (default: the configuration's)")
+    compare.add_argument(
+        "--participant", help="whose schema it is (default: NEW's name up to its first dot)"
+    )
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument(
         "file", nargs="?", help=f"TOML file (default: ${CONFIG_ENV} or aggregator.toml)"
@@ -430,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-_OWN_COMMANDS = frozenset({"serve", "status", "watch", "check-config", "init"})
+_OWN_COMMANDS = frozenset({"serve", "status", "watch", "diff", "check-config", "init"})
 
 
 def _main(argv: list[str]) -> int:
@@ -457,6 +517,8 @@ def _main(argv: list[str]) -> int:
             return watch(args)
         if args.command == "init":
             return init(Path(args.file), force=args.force)
+        if args.command == "diff":
+            return diff(args)
         return check_config(_config_path(args.file))
     except CliError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -179,6 +179,16 @@ class WorkflowDefinition:
                     f"it declares {list(participant.states)} (and {ABSENT!r})"
                 )
 
+    def covered_states(self, participant: str) -> frozenset[str]:
+        """The states of ``participant`` some status rule names: the ones its answers
+        may be in without being marked invalid. KeyError for a participant not here."""
+        declared = self.by_name[participant].states
+        return frozenset(
+            state
+            for state in declared
+            if any(state in rule.condition.get(participant, ()) for rule in self.rules)
+        )
+
     @property
     def statuses(self) -> tuple[str, ...]:
         """Every status this definition can derive, in rule order, the fallback last."""
