@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,8 +243,7 @@ class Store:
 
     async def put(self, workflow_id: str, state: str, data: dict[str, Any]) -> Record:
         """Set the record to ``state`` whatever it was (a contract test's provider state)."""
-        async with self._lock:
-            db = self._conn
+        async with self._lock, self._transaction() as db:
             current = await self._get_in(db, workflow_id)
             now = datetime.now(UTC)
             record = Record(workflow_id, state, (current.version if current else 0) + 1, now, data)
@@ -251,7 +251,6 @@ class Store:
                 "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
                 (workflow_id, state, record.version, now.isoformat(), json.dumps(data)),
             )
-            await db.commit()
             return record
 
     async def _get_in(self, db: aiosqlite.Connection, workflow_id: str) -> Record | None:
@@ -308,9 +307,20 @@ class Store:
         return [Outgoing(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
     async def mark_sent(self, seq: int) -> None:
-        async with self._lock:
-            await self._conn.execute("UPDATE outbox SET sent = 1 WHERE seq = ?", (seq,))
-            await self._conn.commit()
+        async with self._lock, self._transaction() as db:
+            await db.execute("UPDATE outbox SET sent = 1 WHERE seq = ?", (seq,))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Commit what the block wrote, or roll it back if it raised or was cancelled: an
+        open transaction left behind would show its writes to the reads after it."""
+        db = self._conn
+        try:
+            yield db
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
 
     async def outbox_counts(self) -> tuple[int, int]:
         """Events written to the outbox, and how many of them are marked sent."""

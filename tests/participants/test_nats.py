@@ -313,3 +313,24 @@ async def test_a_participant_stopping_publishes_what_its_outbox_holds(
         assert await store.outbox_counts() == (1, 1)
         info = await bus.js.stream_info(STREAM)
     assert info.state.messages == 1
+
+
+async def test_a_mark_cancelled_after_its_write_leaves_the_event_unsent(tmp_path: Path) -> None:
+    refunded = Event(type=EventType.PAYMENT_REFUNDED, workflow_id="order-1")
+    async with Store(tmp_path / "payment.sqlite3") as store:
+        await store.change(
+            "order-1", "refunded", emit=[(refunded.event_id, refunded.model_dump_json())]
+        )
+        (outgoing,) = await store.unsent()
+
+        async def stopped_between_the_write_and_the_commit() -> None:
+            async with store._lock, store._transaction() as db:
+                await db.execute("UPDATE outbox SET sent = 1 WHERE seq = ?", (outgoing.seq,))
+                raise asyncio.CancelledError
+
+        with pytest.raises(asyncio.CancelledError):
+            await stopped_between_the_write_and_the_commit()
+        assert await store.outbox_counts() == (1, 0)  # rolled back, not left open
+        assert [o.seq for o in await store.unsent()] == [outgoing.seq]
+        # and the next transaction begins as any other
+        assert await store.change("order-2", "pending") is not None
