@@ -38,6 +38,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "shipping": {"carrier": "parcelco", "tracking_number": "PC0000000001"},
 }
 STATE_HOOK = "/_contract/state"
+SINCE = datetime(2026, 1, 1, 10, tzinfo=UTC)  # when an id that names its state last changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,8 @@ class Stub:
         self.options = options
         self.model: type[ParticipantView] = BUILTIN_VIEWS[options.participant]
         self.prefix = QUERY_PATHS[options.participant].split("{workflow_id}")[0]
-        self._records: dict[str, tuple[str, int]] = {}  # set up through the hook
+        # Set up through the hook: state, version, and when it changed.
+        self._records: dict[str, tuple[str, int, datetime]] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(options.seed)
         self._server = ThreadingHTTPServer((options.host, options.port), _handler(self))
@@ -118,10 +120,10 @@ class Stub:
             time.sleep(o.latency_ms / 1000)
         if failing:
             return _problem(503, "Stubbed failure", "the stub was asked to fail this share")
-        state, version = recorded or (self._state_named_by(workflow_id), 1)
+        state, version, at = recorded or (self._state_named_by(workflow_id), 1, SINCE)
         if not state:
             return _problem(404, "No record", f"the stub has no record of {workflow_id!r}")
-        return 200, self._view(workflow_id, state, version)
+        return 200, self._view(workflow_id, state, version, at)
 
     def _state_named_by(self, workflow_id: str) -> str:
         if workflow_id.startswith("missing-"):
@@ -144,16 +146,17 @@ class Stub:
         if state not in self.model.states():
             detail = f"{participant} has no state {state!r}; it has {list(self.model.states())}"
             return _problem(400, "Unknown state", detail)
+        at = datetime.now(UTC)  # a change: it is when the record last changed
         with self._lock:
-            version = self._records.get(workflow_id, ("", 0))[1] + 1
-            self._records[workflow_id] = (state, version)
+            version = self._records.get(workflow_id, ("", 0, at))[1] + 1
+            self._records[workflow_id] = (state, version, at)
         try:
-            return 201, self._view(workflow_id, state, version)
+            return 201, self._view(workflow_id, state, version, at)
         except ValidationError as exc:  # an id the contract refuses
             return _problem(400, "Invalid provider state", str(exc.errors()[0]["msg"]))
 
-    def _view(self, workflow_id: str, state: str, version: int) -> dict[str, Any]:
-        return example(self.options.participant, workflow_id, state, version)
+    def _view(self, workflow_id: str, state: str, version: int, at: datetime) -> dict[str, Any]:
+        return example(self.options.participant, workflow_id, state, version, at)
 
 
 def example(

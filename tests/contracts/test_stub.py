@@ -43,6 +43,8 @@ def test_the_id_names_the_state_and_missing_ids_are_404() -> None:
             "out_of_stock-42",
         )
         assert BUILTIN_VIEWS["inventory"].model_validate(body).version == 1
+        again = get(url.format(workflow_id="out_of_stock-42"))[1]
+        assert again["updated_at"] == body["updated_at"]  # it has not changed since
         for unknown in ("missing-reserved-1", "order-7"):
             status, body = get(url.format(workflow_id=unknown))
             assert (status, body["title"]) == (404, "No record")
