@@ -59,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--db-dir",
         dest="db_dir",
         type=Path,
-        help="keep the SQLite files (and the JetStream server's storage) here",
+        help="keep the SQLite files (and the JetStream server's storage) here"
+        " (default: a temporary directory, removed at the end; a participant run alone"
+        " with --only and --nats-url: the current directory, kept)",
     )
     parser.add_argument("--seed", type=int, default=1, help="decides failures and step times")
     parser.add_argument(

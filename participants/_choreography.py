@@ -164,3 +164,13 @@ def order_id(number: int) -> str:
     'order-0042'
     """
     return f"order-{number:04d}"
+
+
+def order_number(workflow_id: str) -> int:
+    """The number of the shop front's order ``workflow_id``; 0 for another id.
+
+    >>> order_number("order-0042"), order_number("trip-7")
+    (42, 0)
+    """
+    prefix, _, number = workflow_id.partition("-")
+    return int(number) if prefix == "order" and number.isdigit() else 0

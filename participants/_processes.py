@@ -10,7 +10,6 @@ by, and can kill a participant with SIGKILL and start it again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import re
@@ -20,12 +19,20 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.js.errors import NotFoundError
 from opentelemetry import trace
+from pydantic import ValidationError
 
 from contracts import QUERY_PATHS
 
-from ._choreography import Choreography, ChoreographyConfig, new_order, order_id
-from ._events import EventType, subject
+from ._choreography import (
+    Choreography,
+    ChoreographyConfig,
+    new_order,
+    order_id,
+    order_number,
+)
+from ._events import Event, EventType, subject
 from ._nats import STREAM, JetStreamServer, NatsBus, die_with_parent
 from ._resource import StackOwned, data_dir
 from ._staging import Misrouter, Staging
@@ -235,12 +242,12 @@ class ProcessChoreography(StackOwned):
         """The number of the last order placed on this stream, if any (a kept data
         directory goes on counting)."""
         assert self.bus is not None
-        with contextlib.suppress(Exception):
+        try:
             last = await self.bus.js.get_last_msg(STREAM, subject(EventType.ORDER_PLACED))
-            if last.data:
-                number = re.search(rb'"workflow_id":"order-(\d+)"', last.data)
-                return int(number[1]) if number else 0
-        return 0
+            placed = Event.model_validate_json(last.data or b"")
+        except (NotFoundError, ValidationError):  # none yet, or not one of ours
+            return 0
+        return order_number(placed.workflow_id)
 
     async def place_order(self) -> str:
         """Publish OrderPlaced for a new order, as a shop front would; return its id."""

@@ -79,10 +79,12 @@ def _state(pid: int) -> str:
 
 async def test_a_second_run_on_a_kept_data_directory_is_refused(tmp_path: Path) -> None:
     config = ChoreographyConfig(ports=dict(FREE), only=(), db_dir=tmp_path, bus="nats")
-    async with ProcessChoreography(config):
+    async with ProcessChoreography(config) as first:
+        assert await first.place_order() == "order-0001"
         second = ProcessChoreography(config)
         with pytest.raises(InUse, match="is in use by another process"):
             await second.__aenter__()  # before a second broker starts on its storage
         assert second.nats_url == ""
     async with ProcessChoreography(config) as again:  # free once the first has ended
         assert again.nats_url.startswith("nats://127.0.0.1:")
+        assert again.next_order == "order-0002"  # it goes on counting from the stream
