@@ -24,6 +24,7 @@ from ._views import (
     DEFAULT_TIMEOUT_MS,
     QUERY_HEADERS,
     QUERY_PATHS,
+    Contract,
     GenericView,
     InventoryState,
     InventoryView,
@@ -33,6 +34,7 @@ from ._views import (
     ReservedItem,
     ShippingState,
     ShippingView,
+    declared_view,
 )
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "BatchEntry",
     "BatchRequest",
     "BatchResponse",
+    "Contract",
     "ErrorKind",
     "GenericView",
     "InventoryState",
@@ -66,6 +69,7 @@ __all__ = [
     "StubOptions",
     "WorkflowStatus",
     "content_encoding",
+    "declared_view",
     "is_json",
     "validation_problems",
 ]

@@ -33,8 +33,12 @@ from typing import Any, Literal
 Schema = dict[str, Any]
 Kind = Literal["breaking", "compatible"]
 
-# Where the rules check lives: contracts/ cannot import the aggregator.
-RULES_COMMAND = "status-aggregator diff OLD NEW --config aggregator.toml"
+# Where the rules check lives: contracts/ cannot import the aggregator, and the
+# kit's light install does not carry it.
+RULES_COMMAND = (
+    "status-aggregator diff OLD NEW --config aggregator.toml --participant NAME,"
+    " where the aggregator is installed"
+)
 
 _LOWER = (("minimum", "exclusiveMinimum"), ("minLength", None), ("minItems", None))
 _UPPER = (("maximum", "exclusiveMaximum"), ("maxLength", None), ("maxItems", None))

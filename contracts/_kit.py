@@ -15,10 +15,9 @@ import asyncio
 import inspect
 import json
 import math
-import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
@@ -29,18 +28,19 @@ from ._http import HttpError, Reply, post_json, request
 from ._media import content_encoding, is_json
 from ._validation import validation_problems
 from ._views import (
-    BUILTIN_VIEWS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TIMEOUT_MS,
+    PLACEHOLDER,
     QUERY_HEADERS,
-    QUERY_PATHS,
+    RFC3339,
+    Contract,
     ParticipantView,
+    view_of,
 )
 
 StateSetup = Callable[[str, str, str], Awaitable[None] | None]
 """``setup(participant, state, workflow_id)``: put the provider's record in that state."""
 
-DEFAULT_PATHS = QUERY_PATHS
 AGGREGATOR_HEADERS = {
     **QUERY_HEADERS,
     "User-Agent": "choreography-status-aggregator/0.1 (contract kit)",
@@ -50,12 +50,13 @@ TRACE_HEADERS = {
     "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     "X-Tenant-ID": "contract-kit-tenant",
 }
-# RFC 3339 section 5.6 ``date-time``: a string, with a time offset. Pydantic alone
-# would also take a Unix time in a string and a space for the ``T``, and refuses
-# a leap second (``:60``), which RFC 3339 allows.
-RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(?P<second>\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
-)
+# What a hook's refusal most likely means, said with it.
+HOOK_HINTS = {
+    404: ": is --state-hook the hook's own URL? The kit POSTs JSON to exactly that URL",
+    405: ": the hook must take POST, with the JSON body shown",
+    409: ": the hook must accept an id it has set up before, in another state or the same"
+    " (version:increases sets one id up twice)",
+}
 LATENCY_REQUESTS = 30
 LATENCY_CONCURRENCY = 5
 
@@ -87,10 +88,13 @@ class KitError(Exception):
     """The verification cannot run: a mistake in how it was asked for."""
 
 
-def cases_for(participant: str) -> list[Case]:
-    """Every case of a participant's contract, stateless ones first."""
-    model = _model(participant)
-    states = model.states()
+def cases_for(participant: str, states: Sequence[str] = ()) -> list[Case]:
+    """Every case of a participant's contract, stateless ones first; ``states`` for
+    a participant declared in configuration (its definition's list)."""
+    try:
+        states = view_of(participant, states).states()
+    except ValueError as exc:
+        raise KitError(str(exc)) from None
     cases = [
         Case(
             "not-found",
@@ -126,14 +130,20 @@ def cases_for(participant: str) -> list[Case]:
             first,
             headers=TRACE_HEADERS,
         ),
-        Case(
-            "version:increases",
-            f"set up in {first!r}, then in {states[1]!r}: the second answer has a higher version",
-            "newer_version",
-            first,
-            id_stem="contract-version",
-            later_state=states[1],
-        ),
+    ]
+    if len(states) > 1:  # a record of one state never changes state
+        cases.append(
+            Case(
+                "version:increases",
+                f"set up in {first!r}, then in {states[1]!r}: the second answer has a higher"
+                " version",
+                "newer_version",
+                first,
+                id_stem="contract-version",
+                later_state=states[1],
+            )
+        )
+    cases += [
         Case(
             "latency:p99",
             "the 99th percentile of answer times is within the aggregator's timeout",
@@ -145,11 +155,12 @@ def cases_for(participant: str) -> list[Case]:
     return cases
 
 
-def _model(participant: str) -> type[ParticipantView]:
-    model = BUILTIN_VIEWS.get(participant)
-    if model is None:
-        raise KitError(f"unknown participant {participant!r}; known: {sorted(BUILTIN_VIEWS)}")
-    return model
+def contract_of(participant: str, states: Sequence[str] = (), path: str | None = None) -> Contract:
+    """The contract to verify; KitError when it cannot be known."""
+    try:
+        return Contract.of(participant, states=states, path=path)
+    except ValueError as exc:
+        raise KitError(str(exc)) from None
 
 
 def _workflow_id(case: Case, nonce: str) -> str:
@@ -241,18 +252,13 @@ def _read_record(
     body = reply.body
     if isinstance(document, dict) and "updated_at" in document:
         updated_at = document["updated_at"]
-        found = RFC3339.fullmatch(updated_at) if isinstance(updated_at, str) else None
-        if found is None:
+        if not (isinstance(updated_at, str) and RFC3339.fullmatch(updated_at)):
             reasons.append(
                 "updated_at: must be an RFC 3339 date-time string with an offset,"
                 f' such as "2026-01-01T10:00:00Z" (got {json.dumps(updated_at)[:60]})'
             )
             document = {k: v for k, v in document.items() if k != "updated_at"}
             document["updated_at"] = "1970-01-01T00:00:00Z"  # checked: let the rest be judged
-            body = json.dumps(document).encode()
-        elif found["second"] == "60":  # a leap second: valid, though Python cannot hold it
-            start, end = found.span("second")
-            document["updated_at"] = f"{updated_at[:start]}59{updated_at[end:]}"
             body = json.dumps(document).encode()
     try:
         view = model.model_validate_json(body, strict=True)
@@ -296,6 +302,7 @@ class Verifier:
     state_hook: str | None = None
     state_setup: StateSetup | None = None
     path: str | None = None
+    states: Sequence[str] = ()  # a declared participant's, from its workflow definition
     timeout: float = 5.0
     stateless_only: bool = False
     budget_ms: int = DEFAULT_TIMEOUT_MS
@@ -305,10 +312,9 @@ class Verifier:
     nonce: str = field(default_factory=lambda: secrets.token_hex(4))
 
     def __post_init__(self) -> None:
-        self.model = _model(self.participant)
-        self.path = self.path or DEFAULT_PATHS[self.participant]
-        if "{workflow_id}" not in self.path:
-            raise KitError(f"path {self.path!r} must hold {{workflow_id}}")
+        contract = contract_of(self.participant, self.states, self.path)
+        self.model = contract.model
+        self.path = contract.path
         if self.state_hook and self.state_setup:
             raise KitError("give a state hook URL or a state setup callable, not both")
         if not (self.state_hook or self.state_setup or self.stateless_only):
@@ -322,13 +328,13 @@ class Verifier:
             raise KitError("latency requests and concurrency must be positive")
 
     def cases(self) -> list[Case]:
-        every = cases_for(self.participant)
+        every = cases_for(self.participant, self.states)
         return [c for c in every if c.state is None] if self.stateless_only else every
 
     def url_for(self, workflow_id: str) -> str:
         assert self.path is not None
         return self.base_url.rstrip("/") + self.path.replace(
-            "{workflow_id}", quote(workflow_id, safe="")
+            PLACEHOLDER, quote(workflow_id, safe="")
         )
 
     async def _set_up(self, state: str, workflow_id: str) -> tuple[str | None, str]:
@@ -350,7 +356,8 @@ class Verifier:
         except HttpError as exc:
             return f"state hook {self.state_hook} unreachable: {exc}", ""
         if not 200 <= reply.status < 300:
-            return f"state hook answered HTTP {reply.status} for {payload}", ""
+            hint = HOOK_HINTS.get(reply.status, "")
+            return f"state hook answered HTTP {reply.status} for {payload}{hint}", ""
         return None, f"the state hook answered {reply.status}"
 
     async def _get(self, url: str, headers: dict[str, str] | None = None) -> Reply:
@@ -388,18 +395,18 @@ class Verifier:
     async def _newer_version(self, case: Case, workflow_id: str) -> list[str]:
         assert case.state is not None and case.later_state is not None
         first, reasons = await self._read(case, case.state, workflow_id)
-        if first is None or reasons:
-            return [f"first read, in {case.state!r}: {reason}" for reason in reasons]
+        problems = [f"first read, in {case.state!r}: {reason}" for reason in reasons]
+        if first is None:  # nothing to compare with, nor any reason to set up again
+            return problems
         second, reasons = await self._read(case, case.later_state, workflow_id)
-        if second is None or reasons:
-            return [f"second read, in {case.later_state!r}: {reason}" for reason in reasons]
-        if second.version <= first.version:
-            return [
+        problems += [f"second read, in {case.later_state!r}: {reason}" for reason in reasons]
+        if second is not None and second.version <= first.version:
+            problems.append(
                 f"version: expected more than {first.version} after the record moved from"
                 f" {case.state!r} to {case.later_state!r}, got {second.version}: the aggregator"
                 " never lets a lower or equal version replace the one it holds"
-            ]
-        return []
+            )
+        return problems
 
     async def _within_budget(self, case: Case, workflow_id: str) -> list[str]:
         assert case.state is not None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._stub import example
-from ._views import BUILTIN_VIEWS, QUERY_PATHS
+from ._views import PLACEHOLDER, Contract, ParticipantView
 
 CONSUMER = "status-aggregator"
 EXAMPLE_TIME = datetime(2026, 1, 1, 10, tzinfo=UTC)  # the same file at every run
@@ -30,9 +30,8 @@ def _rule(**matcher: Any) -> dict[str, Any]:
     return {"combine": "AND", "matchers": [matcher]}
 
 
-def _rules(participant: str) -> dict[str, dict[str, Any]]:
+def _rules(model: type[ParticipantView]) -> dict[str, dict[str, Any]]:
     """A matching rule per field the contract requires, from its JSON Schema."""
-    model = BUILTIN_VIEWS[participant]
     schema = model.model_json_schema()
     rules: dict[str, dict[str, Any]] = {}
     for name in schema.get("required", []):
@@ -53,21 +52,16 @@ def _rules(participant: str) -> dict[str, dict[str, Any]]:
     return rules
 
 
-def pact(participant: str, path: str | None = None) -> dict[str, Any]:
-    """The Pact V4 document of ``participant``'s contract (``path``: its query path,
-    holding ``{workflow_id}``)."""
-    model = BUILTIN_VIEWS[participant]
-    template = path or QUERY_PATHS[participant]
+def pact(contract: Contract) -> dict[str, Any]:
+    """The Pact V4 document of a participant's contract."""
+    participant, model, template = contract.participant, contract.model, contract.path
     required = set(model.model_json_schema().get("required", []))
-    rules = _rules(participant)
+    rules = _rules(model)
     interactions = []
     for state in model.states():
         workflow_id = f"pact-{state}-1"
-        body = {
-            k: v
-            for k, v in example(participant, workflow_id, state, 1, EXAMPLE_TIME).items()
-            if k in required
-        }
+        full = example(participant, workflow_id, state, 1, EXAMPLE_TIME, model=model)
+        body = {k: v for k, v in full.items() if k in required}
         interactions.append(
             {
                 "type": "Synchronous/HTTP",
@@ -117,14 +111,14 @@ def pact(participant: str, path: str | None = None) -> dict[str, Any]:
 def _request(template: str, workflow_id: str) -> dict[str, Any]:
     return {
         "method": "GET",
-        "path": template.replace("{workflow_id}", workflow_id),
+        "path": template.replace(PLACEHOLDER, workflow_id),
         "headers": {"Accept": ["application/json"]},
     }
 
 
-def write_pact(participant: str, directory: Path, path: str | None = None) -> Path:
+def write_pact(contract: Contract, directory: Path) -> Path:
     """Write the pact file into ``directory`` (made if missing); return its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{CONSUMER}-{participant}.json"
-    target.write_text(json.dumps(pact(participant, path), indent=2) + "\n", encoding="utf-8")
+    target = directory / f"{CONSUMER}-{contract.participant}.json"
+    target.write_text(json.dumps(pact(contract), indent=2) + "\n", encoding="utf-8")
     return target

@@ -20,6 +20,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import ValidationError
 
-from ._views import BUILTIN_VIEWS, QUERY_PATHS, ParticipantView
+from ._views import PLACEHOLDER, Contract, ParticipantView, view_of
 
 # Plausible domain fields for each participant (the common ones are the stub's).
 SAMPLES: dict[str, dict[str, Any]] = {
@@ -43,7 +44,8 @@ SINCE = datetime(2026, 1, 1, 10, tzinfo=UTC)  # when an id that names its state 
 
 @dataclass(frozen=True, slots=True)
 class StubOptions:
-    """What the stub serves, where, and how badly. Port 0 picks a free port."""
+    """What the stub serves, where, and how badly. Port 0 picks a free port. A
+    participant declared in configuration gives its ``states`` and ``path``."""
 
     participant: str
     host: str = "127.0.0.1"
@@ -51,12 +53,14 @@ class StubOptions:
     latency_ms: int = 0
     error_rate: float = 0.0
     seed: int = 0
+    states: Sequence[str] = ()
+    path: str | None = None
+
+    def contract(self) -> Contract:
+        return Contract.of(self.participant, states=self.states, path=self.path)
 
     def __post_init__(self) -> None:
-        if self.participant not in BUILTIN_VIEWS:
-            raise ValueError(
-                f"no stub for {self.participant!r}: one of {', '.join(sorted(BUILTIN_VIEWS))}"
-            )
+        self.contract()  # raises ValueError if the participant's contract is unknown
         if self.latency_ms < 0:
             raise ValueError("the latency must be 0 ms or more")
         if not 0 <= self.error_rate <= 1:
@@ -73,8 +77,10 @@ class Stub:
 
     def __init__(self, options: StubOptions) -> None:
         self.options = options
-        self.model: type[ParticipantView] = BUILTIN_VIEWS[options.participant]
-        self.prefix = QUERY_PATHS[options.participant].split("{workflow_id}")[0]
+        contract = options.contract()
+        self.model: type[ParticipantView] = contract.model
+        self.path = contract.path
+        self.prefix, self.suffix = contract.path.split(PLACEHOLDER)
         # Set up through the hook: state, version, and when it changed.
         self._records: dict[str, tuple[str, int, datetime]] = {}
         self._lock = threading.Lock()
@@ -156,25 +162,30 @@ class Stub:
             return _problem(400, "Invalid provider state", str(exc.errors()[0]["msg"]))
 
     def _view(self, workflow_id: str, state: str, version: int, at: datetime) -> dict[str, Any]:
-        return example(self.options.participant, workflow_id, state, version, at)
+        return example(self.options.participant, workflow_id, state, version, at, model=self.model)
 
 
 def example(
-    participant: str, workflow_id: str, state: str, version: int, at: datetime | None = None
+    participant: str,
+    workflow_id: str,
+    state: str,
+    version: int,
+    at: datetime | None = None,
+    *,
+    model: type[ParticipantView] | None = None,
 ) -> dict[str, Any]:
     """A contract-valid answer of ``participant`` (JSON-ready), changed ``at`` (now by
-    default), validated by its model; ValidationError if the id or state is not one
-    the contract allows."""
+    default), validated by its model (a declared participant's given as ``model``);
+    ValidationError if the id or state is not one the contract allows."""
     fields = {
-        **SAMPLES[participant],
+        **SAMPLES.get(participant, {}),
         "workflow_id": workflow_id,
         "state": state,
         "version": version,
         "updated_at": at or datetime.now(UTC),
     }
-    rendered: dict[str, Any] = (
-        BUILTIN_VIEWS[participant].model_validate(fields).model_dump(mode="json")
-    )
+    model = model or view_of(participant)
+    rendered: dict[str, Any] = model.model_validate(fields).model_dump(mode="json")
     return rendered
 
 
@@ -188,10 +199,12 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
-            if not path.startswith(stub.prefix) or path == stub.prefix:
-                self._send(*_problem(404, "Not found", f"the stub answers {stub.prefix}<id>"))
+            segment = path.removeprefix(stub.prefix).removesuffix(stub.suffix)
+            whole = len(stub.prefix) + len(segment) + len(stub.suffix) == len(path)
+            if not whole or not segment or "/" in segment:
+                self._send(*_problem(404, "Not found", f"the stub answers {stub.path}"))
                 return
-            self._send(*stub.query(unquote(path.removeprefix(stub.prefix))))
+            self._send(*stub.query(unquote(segment)))
 
         def do_POST(self) -> None:
             if urlsplit(self.path).path != STATE_HOOK:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._kit import Case, StateSetup, Verifier, cases_for
@@ -37,6 +37,7 @@ def contract_test(
     state_hook: str | None = None,
     state_setup: StateSetup | None = None,
     path: str | None = None,
+    states: Sequence[str] = (),
     timeout: float = 5.0,
     budget_ms: int = DEFAULT_TIMEOUT_MS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -45,10 +46,11 @@ def contract_test(
     """A parametrized pytest test running every case of ``participant``'s contract.
 
     Give ``base_url``, or the name of a fixture that returns it. ``state_hook``
-    may contain ``{base_url}``. ``budget_ms`` and ``max_body_bytes`` are the
-    aggregator's ``timeout_ms`` and ``max_body_bytes`` for the participant, when
-    its deployment changes them. ``use_asyncio`` defaults to whether
-    pytest-asyncio is installed.
+    may contain ``{base_url}``. A participant declared in an aggregator's
+    configuration gives its ``states`` (the definition's list) and ``path``.
+    ``budget_ms`` and ``max_body_bytes`` are the aggregator's ``timeout_ms`` and
+    ``max_body_bytes`` for the participant, when its deployment changes them.
+    ``use_asyncio`` defaults to whether pytest-asyncio is installed.
     """
     import pytest
 
@@ -56,7 +58,7 @@ def contract_test(
         raise ValueError("give exactly one of base_url and base_url_fixture")
     if use_asyncio is None:
         use_asyncio = importlib.util.find_spec("pytest_asyncio") is not None
-    cases = cases_for(participant)
+    cases = cases_for(participant, states)
 
     def verifier(fixtures: dict[str, Any]) -> Verifier:
         url = str(base_url if base_url_fixture is None else fixtures[base_url_fixture])
@@ -66,6 +68,7 @@ def contract_test(
             state_hook=state_hook.format(base_url=url.rstrip("/")) if state_hook else None,
             state_setup=state_setup,
             path=path,
+            states=states,
             timeout=timeout,
             budget_ms=budget_ms,
             max_body_bytes=max_body_bytes,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from aggregator._cli import _parser as cli_parser
-from contracts.__main__ import _parser as contracts_parser
+from contracts.cli import _parser as contracts_parser
 from demo._run import _parser as demo_parser
 from participants.__main__ import add_arguments
 

@@ -128,6 +128,36 @@ def test_a_schema_violation_names_the_field_shortly() -> None:
     assert "more" not in detail
 
 
+@pytest.mark.parametrize(
+    ("updated_at", "read_as"),
+    [
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59+00:00"),  # a leap second
+        ("2016-12-31t23:59:60.5+01:00", "2016-12-31T23:59:59.500000+01:00"),
+        ("2026-01-01T10:00:00.123456789-05:30", "2026-01-01T10:00:00.123456-05:30"),
+    ],
+)
+def test_every_rfc_3339_date_time_is_read(updated_at: str, read_as: str) -> None:
+    part = read(payment(updated_at=updated_at))
+    assert part.outcome is Outcome.OK and part.view is not None, part.error
+    assert part.view.updated_at.isoformat() == read_as
+
+
+@pytest.mark.parametrize(
+    "updated_at",
+    [
+        "1767261600",  # a Unix time in a string
+        1767261600,
+        "2026-01-01 10:00:00Z",  # a space for the T
+        "2026-01-01T10:00:00",  # no offset
+        "2026-02-30T10:00:00Z",  # no such day
+        "2026-01-01T10:00:61Z",
+    ],
+)
+def test_a_date_time_not_in_rfc_3339_form_is_a_schema_violation(updated_at: object) -> None:
+    detail = invalid(read(payment(updated_at=updated_at)), ErrorKind.SCHEMA_VIOLATION)
+    assert detail.startswith("updated_at: ")
+
+
 def test_many_violations_name_the_first_and_count_the_rest() -> None:
     part = read(TransportResponse(200, JSON, b"{}"))  # six required fields missing
     detail = invalid(part, ErrorKind.SCHEMA_VIOLATION)

@@ -165,6 +165,23 @@ class ForgetfulHookPayment(Payment):
         return web.Response(status=204)
 
 
+class OnceOnlyHookPayment(Payment):
+    """The state hook refuses an id it has set up before, with a 409."""
+
+    async def set_state(self, request: web.Request) -> web.StreamResponse:
+        wanted = await request.json()
+        if wanted["workflow_id"] in self.records:
+            return web.json_response({"title": "exists"}, status=409)
+        return await super().set_state(request)
+
+
+class UnixTimeFrozenPayment(Payment):
+    """Two defects at once: every updated_at is a Unix time, every version 1."""
+
+    async def answer(self, workflow_id: str, state: str, version: int) -> web.StreamResponse:
+        return web.json_response(payload(workflow_id, state, version=1, updated_at="1767261600"))
+
+
 VARIANTS: dict[str, type[Payment]] = {
     "good": Payment,
     "slow": SlowPayment,
@@ -175,6 +192,8 @@ VARIANTS: dict[str, type[Payment]] = {
     "redirecting": RedirectingPayment,
     "undecoded-colon": UndecodedColonPayment,
     "forgetful-hook": ForgetfulHookPayment,
+    "once-only-hook": OnceOnlyHookPayment,
+    "unix-time-frozen": UnixTimeFrozenPayment,
 }
 
 

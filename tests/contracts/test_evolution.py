@@ -72,7 +72,8 @@ def test_the_same_schema_has_no_changes() -> None:
 def test_added_fields_are_compatible_and_an_added_state_needs_the_rules() -> None:
     assert changes(PaymentView, PaymentAddsFields) == [
         "breaking   state: state 'disputed' added: breaking unless your aggregator's rules "
-        "cover it (check with: status-aggregator diff OLD NEW --config aggregator.toml)",
+        "cover it (check with: status-aggregator diff OLD NEW --config aggregator.toml"
+        " --participant NAME, where the aggregator is installed)",
         "compatible captured_at: field added",
     ]
     covered = Coverage(

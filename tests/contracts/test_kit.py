@@ -177,9 +177,13 @@ async def test_an_unreachable_provider_fails_with_the_reason(closed_port: int) -
 
 
 def test_verifier_mistakes() -> None:
-    with pytest.raises(KitError, match="unknown participant 'billing'"):
+    with pytest.raises(KitError, match=r"'billing' is not built in .* needs its states and query"):
         Verifier("billing", "http://x", stateless_only=True)
-    with pytest.raises(KitError, match="must hold"):
+    with pytest.raises(KitError, match="billing: a declared participant needs its query path"):
+        Verifier("billing", "http://x", states=["open"], stateless_only=True)
+    with pytest.raises(KitError, match="billing: its states repeat one"):
+        Verifier("billing", "http://x", states=["a", "a"], path="/b/{workflow_id}")
+    with pytest.raises(KitError, match="must start with / and hold"):
         Verifier("payment", "http://x", path="/payments", stateless_only=True)
     with pytest.raises(KitError, match="not both"):
         Verifier("payment", "http://x", state_hook="http://x/h", state_setup=lambda *_: None)

@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from contracts import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, PaymentView
-from contracts.__main__ import _parser
 from contracts._http import Reply
 from contracts._kit import Result, Verifier, cases_for, check_reply, p99
+from contracts.cli import _parser
 from tests.contracts.broken_provider import payment_variant
 
 
@@ -112,6 +112,44 @@ async def test_a_hook_that_stores_nothing_is_named() -> None:
     assert reason.endswith("the state hook answered 204 but the record is not served")
     assert found["version:increases"][0].startswith("first read, in 'pending': expected HTTP 200")
     assert found["latency:p99"] == ["expected HTTP 200 to every request, got HTTP 404"]
+
+
+async def test_a_hook_refusing_an_id_it_has_seen_says_it_must_accept_it() -> None:
+    _, results = await verify("once-only-hook")
+    found = failures(results)
+    # The headers case asks for the id state:pending set up: the same id, the same state.
+    assert sorted(found) == ["request-headers", "version:increases"]
+    [again], [later] = found["request-headers"], found["version:increases"]
+    assert again.startswith("state hook answered HTTP 409 for {")
+    assert later.startswith("second read, in 'authorized': state hook answered HTTP 409 for {")
+    for reason in (again, later):
+        assert reason.endswith(
+            ": the hook must accept an id it has set up before, in another state or the same"
+            " (version:increases sets one id up twice)"
+        )
+
+
+async def test_a_hook_at_another_url_says_to_check_it() -> None:
+    async with payment_variant("good") as url:
+        verifier = Verifier("payment", url, state_hook=f"{url}/_contract/states")
+        result = await verifier.run_case(cases_for("payment")[1])
+    [reason] = result.reasons
+    assert reason.startswith("state hook answered HTTP 404 for {'participant': 'payment'")
+    assert reason.endswith(
+        ": is --state-hook the hook's own URL? The kit POSTs JSON to exactly that URL"
+    )
+
+
+async def test_a_bad_date_does_not_hide_a_version_that_stands_still() -> None:
+    _, results = await verify("unix-time-frozen", latency_requests=2)
+    reasons = failures(results)["version:increases"]
+    assert [reason.split(": ", 1)[0] for reason in reasons] == [
+        "first read, in 'pending'",
+        "second read, in 'authorized'",
+        "version",
+    ]
+    assert reasons[0].endswith('(got "1767261600")')
+    assert reasons[2].startswith("version: expected more than 1 after the record moved")
 
 
 def test_p99_is_the_nearest_rank() -> None:

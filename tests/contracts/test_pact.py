@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pact import Verifier
 
+from contracts import Contract
 from contracts._pact import pact, write_pact
 from tests.contracts.broken_provider import payment_variant
 from tests.participants.harness import choreography
@@ -57,8 +58,8 @@ def verify(pacts: Path, base_url: str) -> None:
 
 
 def test_the_pact_file_names_both_sides_and_every_state(tmp_path: Path) -> None:
-    written = json.loads(write_pact("payment", tmp_path).read_text())
-    assert written == pact("payment")  # the same document at every run
+    written = json.loads(write_pact(Contract.of("payment"), tmp_path).read_text())
+    assert written == pact(Contract.of("payment"))  # the same document at every run
     assert (written["consumer"]["name"], written["provider"]["name"]) == (
         "status-aggregator",
         "payment",
@@ -79,7 +80,7 @@ def test_the_pact_file_names_both_sides_and_every_state(tmp_path: Path) -> None:
 @LEAKS[0]
 @LEAKS[1]
 async def test_pact_s_verifier_passes_the_reference_participant(tmp_path: Path) -> None:
-    write_pact("payment", tmp_path)
+    write_pact(Contract.of("payment"), tmp_path)
     async with choreography(state_hook=True) as run:
         await asyncio.to_thread(verify, tmp_path, run.base_urls["payment"])
 
@@ -87,7 +88,7 @@ async def test_pact_s_verifier_passes_the_reference_participant(tmp_path: Path) 
 @LEAKS[0]
 @LEAKS[1]
 async def test_pact_s_verifier_fails_a_broken_participant(tmp_path: Path) -> None:
-    write_pact("payment", tmp_path)
+    write_pact(Contract.of("payment"), tmp_path)
     async with payment_variant("epoch-date") as base_url:  # updated_at "1767261600"
         with pytest.raises(RuntimeError, match=r"(?i)verif"):
             await asyncio.to_thread(verify, tmp_path, base_url)

@@ -32,3 +32,29 @@ test_payment = contract_test(
         ]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+async def test_a_declared_participant_s_cases_are_generated(pytester: pytest.Pytester) -> None:
+    from contracts import Stub, StubOptions
+
+    path = "/flights/{workflow_id}"
+    with Stub(StubOptions("flight", states=("requested", "booked"), path=path)) as stub:
+        pytester.makepyfile(
+            test_their_contract=f"""
+from contracts.testing import contract_test
+
+test_flight = contract_test(
+    "flight",
+    base_url="{stub.base_url}",
+    state_hook="{{base_url}}/_contract/state",
+    states=["requested", "booked"],
+    path="/flights/{{workflow_id}}",
+    use_asyncio=False,
+)
+"""
+        )
+        result = await asyncio.to_thread(
+            pytester.runpytest_subprocess, "-p", "no:cacheprovider", "-v"
+        )
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*test_flight?state?booked*PASSED*"])

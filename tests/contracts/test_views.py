@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from contracts import BUILTIN_VIEWS, GenericView, PaymentView, ShippingView
-from contracts.__main__ import main
 from contracts._schemas import SCHEMA_DIR, render_schemas
+from contracts.cli import main
 from tests.helpers import body
 
 
