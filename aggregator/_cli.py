@@ -1,5 +1,6 @@
 """``status-aggregator``: serve the gateway, ask for one status or follow it, check
-or write a configuration.
+or write a configuration, and run the contract kit for its participants (``diff``,
+``verify``, ``stub``: ``_contract_cli``).
 
 Exit codes: 0 success; 1 the answer is not a status (not found, unavailable,
 gateway unreachable, port taken), or the output's reader went away; 2 a usage,
@@ -32,12 +33,10 @@ from rich.table import Table
 from rich.text import Text
 
 from contracts import WorkflowStatus
-from contracts._evolution import Coverage, SchemaFileError, compare_files, report
 
 from ._aggregator import StatusAggregator
 from ._errors import AggregatorError, ConfigError
 from ._merge import Disposition
-from ._rules import BUILTIN_DEFINITIONS, ORDER_FULFILMENT
 from ._settings import CONFIG_ENV, Settings
 from ._tracing_setup import configure as configure_tracing
 from ._version import __version__
@@ -54,7 +53,7 @@ class CliError(Exception):
         self.code = code
 
 
-def _config_path(given: str | None) -> Path:
+def config_path(given: str | None) -> Path:
     return Path(given or os.environ.get(CONFIG_ENV) or "aggregator.toml")
 
 
@@ -296,7 +295,7 @@ def show_status(args: argparse.Namespace) -> int:
     if args.gateway:
         payload = asyncio.run(_from_gateway(args.gateway, args.workflow_id, args.api_key))
     else:
-        settings = load_settings(_config_path(args.config))
+        settings = load_settings(config_path(args.config))
         try:
             payload = asyncio.run(_embedded(settings, args.workflow_id))
         except AggregatorError as exc:
@@ -319,7 +318,7 @@ def watch(args: argparse.Namespace) -> int:
     if args.gateway:
         changes = shown.from_gateway(args.gateway, args.workflow_id, args.api_key)
     else:
-        settings = load_settings(_config_path(args.config))
+        settings = load_settings(config_path(args.config))
         try:
             settings.definition()  # a bad id or config is a usage mistake, said at once
             StatusAggregator(settings).validate_id(args.workflow_id)
@@ -349,48 +348,6 @@ def init(path: Path, *, force: bool) -> int:
         raise CliError(f"{path}: cannot write: {exc.strerror or exc}", 2) from None
     print(f"{path}: written; edit the participants' URLs, then: {PROG} serve --config {path}")
     return 0
-
-
-# --- diff ---------------------------------------------------------------------------
-
-
-def diff(args: argparse.Namespace) -> int:
-    """A participant's schema change judged as ``python -m contracts diff`` does, and
-    an added state against the rules of this aggregator's workflow: a state no status
-    rule covers would be marked invalid, so it is breaking."""
-    if args.config is None:
-        name = args.workflow or ORDER_FULFILMENT.name
-        definition = BUILTIN_DEFINITIONS.get(name)
-        if definition is None:
-            raise CliError(
-                f"--workflow: {name!r} is not built in ({sorted(BUILTIN_DEFINITIONS)}); "
-                "pass --config with the file that declares it",
-                2,
-            )
-    else:
-        settings = load_settings(Path(args.config))
-        if args.workflow is not None:
-            settings = settings.model_copy(update={"workflow": args.workflow})
-        try:
-            definition = settings.definition()
-        except ConfigError as exc:
-            raise CliError(str(exc), 2) from None
-    participant = args.participant or Path(args.new).name.split(".")[0]
-    if participant not in definition.by_name:
-        said = "--participant" if args.participant else f"{args.new}: its name"
-        hint = "" if args.participant else "; pass --participant NAME"
-        raise CliError(
-            f"{said} names no participant of workflow {definition.name} "
-            f"(it has {', '.join(definition.by_name)}){hint}",
-            2,
-        )
-    coverage = Coverage(definition.name, participant, definition.covered_states(participant))
-    try:
-        text, code = report(compare_files(Path(args.old), Path(args.new), coverage=coverage))
-    except SchemaFileError as exc:
-        raise CliError(str(exc), 2) from None
-    print(text)
-    return code
 
 
 # --- check-config ------------------------------------------------------------------
@@ -441,21 +398,9 @@ def _parser(*, describe_plugins: bool = False) -> argparse.ArgumentParser:
         one.add_argument("--api-key", help="credential for a gateway with authentication on")
         one.add_argument("--json", action="store_true", help=json_help)
 
-    compare = commands.add_parser(
-        "diff",
-        help="judge a participant's new schema against its old one and this workflow's rules",
-    )
-    compare.add_argument("old", help="the schema the aggregator reads with now")
-    compare.add_argument("new", help="the participant's new schema")
-    compare.add_argument(
-        "--config",
-        help="TOML file whose workflow's rules must cover added states "
-        "(default: the built-in order_fulfilment workflow)",
-    )
-    compare.add_argument("--workflow", help="the workflow (default: the configuration's)")
-    compare.add_argument(
-        "--participant", help="whose schema it is (default: NEW's name up to its first dot)"
-    )
+    from . import _contract_cli
+
+    _contract_cli.add_parsers(commands)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument(
@@ -490,7 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-_OWN_COMMANDS = frozenset({"serve", "status", "watch", "diff", "check-config", "init"})
+_CONTRACT_COMMANDS = frozenset({"diff", "verify", "stub"})  # in _contract_cli
+_OWN_COMMANDS = frozenset({"serve", "status", "watch", "check-config", "init"}) | _CONTRACT_COMMANDS
 
 
 def _main(argv: list[str]) -> int:
@@ -502,7 +448,7 @@ def _main(argv: list[str]) -> int:
     args = _parser(describe_plugins=not argv or "-h" in argv or "--help" in argv).parse_args(argv)
     try:
         if args.command == "serve":
-            settings = load_settings(_config_path(args.config))
+            settings = load_settings(config_path(args.config))
             if args.log_json:
                 gateway = settings.gateway.model_copy(update={"log_format": "json"})
                 settings = settings.model_copy(update={"gateway": gateway})
@@ -517,9 +463,11 @@ def _main(argv: list[str]) -> int:
             return watch(args)
         if args.command == "init":
             return init(Path(args.file), force=args.force)
-        if args.command == "diff":
-            return diff(args)
-        return check_config(_config_path(args.file))
+        if args.command in _CONTRACT_COMMANDS:
+            from . import _contract_cli
+
+            return _contract_cli.run(args)
+        return check_config(config_path(args.file))
     except CliError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.code

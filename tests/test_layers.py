@@ -90,7 +90,7 @@ def layer_of(module: str) -> str | None:
     if parts[0] == "aggregator":
         if module == "aggregator":
             return "core-public"
-        if parts[1] in ("_cli", "_watch_cli", "__main__"):
+        if parts[1] in ("_cli", "_watch_cli", "_contract_cli", "__main__"):
             return "cli"
         if parts[1] == "gateway":
             return "gateway-public" if len(parts) == 2 else "gateway"
