@@ -137,13 +137,12 @@ def _participant(args: argparse.Namespace) -> Configured:
         raise CliError(f"--participant {_not_in(definition)}", 2)
     configured = settings.participants[args.participant]
     url = urlsplit(configured.url)
-    base_url = f"{url.scheme}://{url.netloc}"
+    base_url = f"{url.scheme.lower()}://{url.netloc}"
+    path = url.path + (f"?{url.query}" if url.query else "")
     # A built-in participant keeps its own model; a declared one, the generic contract.
     states = declared.states if declared.model is GenericView else ()
     try:
-        contract = Contract.of(
-            args.participant, states=states, path=configured.url.removeprefix(base_url)
-        )
+        contract = Contract.of(args.participant, states=states, path=path)
     except ValueError as exc:
         raise CliError(f"participants.{args.participant}: {exc}", 2) from None
     return Configured(contract, base_url, configured)

@@ -40,6 +40,16 @@ RULES_COMMAND = (
     " where the aggregator is installed"
 )
 
+# What the comparison judges; any other keyword that changes is reported breaking,
+# "not judged": the old reader may refuse what it now allows.
+_JUDGED = frozenset(
+    {
+        "type", "enum", "const", "properties", "required", "additionalProperties", "items",
+        "anyOf", "oneOf", "$ref", "$defs", "definitions", "title", "description", "default",
+        "examples", "format", "pattern", "minLength", "maxLength", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
+    }
+)  # fmt: skip
 _LOWER = (("minimum", "exclusiveMinimum"), ("minLength", None), ("minItems", None))
 _UPPER = (("maximum", "exclusiveMaximum"), ("maxLength", None), ("maxItems", None))
 
@@ -110,6 +120,16 @@ def _types(schema: Schema, root: Schema) -> set[str]:
     return {kind for variant in _variants(schema, root) for kind in _variant_types(variant)}
 
 
+def _multiple(now: float, was: float) -> bool:
+    """Whether every multiple of ``now`` is one of ``was`` (0.3 of 0.1: yes).
+
+    >>> _multiple(0.3, 0.1), _multiple(0.15, 0.1), _multiple(4, 2)
+    (True, False, True)
+    """
+    ratio = now / was
+    return abs(ratio - round(ratio)) < 1e-9 and round(ratio) >= 1
+
+
 def _json_type(value: object) -> str:
     if value is None:
         return "null"
@@ -139,10 +159,9 @@ def _enum(schema: Schema, root: Schema) -> set[Any] | None:
     return values or None
 
 
-def _for_type(schema: Schema, root: Schema, kind: str) -> Schema | None:
-    """The one variant allowing ``kind``, if exactly one does."""
-    found = [v for v in _variants(schema, root) if _accepts(_variant_types(v), kind)]
-    return found[0] if len(found) == 1 else None
+def _for_type(schema: Schema, root: Schema, kind: str) -> list[Schema]:
+    """The variants allowing ``kind``."""
+    return [v for v in _variants(schema, root) if _accepts(_variant_types(v), kind)]
 
 
 class SchemaFileError(ValueError):
@@ -213,16 +232,39 @@ class _Comparison:
             elif gone:
                 self.add("compatible", path, f"type narrowed {span}")
         self.enum(old, new, path)
-        for kind in sorted(old_types & new_types):
-            old_variant = _for_type(old, self.old_root, kind)
-            new_variant = _for_type(new, self.new_root, kind)
-            if old_variant is None or new_variant is None:
+        compared: set[tuple[int, int]] = set()
+        # Each kind of value the new schema allows and the old reader may take (an
+        # integer where a number was), against the old variant that takes it.
+        for kind in sorted(kind for kind in new_types if _accepts(old_types, kind)):
+            olds = _for_type(old, self.old_root, kind)
+            news = _for_type(new, self.new_root, kind)
+            if len(olds) != 1 or len(news) != 1:
+                if olds != news:
+                    self.add(
+                        "breaking",
+                        path,
+                        f"not judged: several variants allow a {kind}; compare them by hand",
+                    )
                 continue
+            old_variant, new_variant = olds[0], news[0]
+            if (id(old_variant), id(new_variant)) in compared:
+                continue  # one variant of several types ("string" or "null"): judged once
+            compared.add((id(old_variant), id(new_variant)))
             self.constraints(old_variant, new_variant, path)
+            self.unjudged(old_variant, new_variant, path)
             if kind == "object":
                 self.object(old_variant, new_variant, path)
             elif kind == "array":
                 self.array(old_variant, new_variant, path)
+
+    def unjudged(self, old: Schema, new: Schema, path: str) -> None:
+        for key in sorted((old.keys() | new.keys()) - _JUDGED):
+            if old.get(key) != new.get(key):
+                self.add(
+                    "breaking",
+                    path,
+                    f"not judged: {key} changed; the old reader may refuse what it now allows",
+                )
 
     def enum(self, old: Schema, new: Schema, path: str) -> None:
         old_enum, new_enum = _enum(old, self.old_root), _enum(new, self.new_root)
@@ -288,7 +330,7 @@ class _Comparison:
                 )
         was, now = old.get("multipleOf"), new.get("multipleOf")
         if was is not None and was != now:
-            loosened = now is None or (now / was) != int(now / was)
+            loosened = now is None or not _multiple(now, was)
             self.add(
                 "breaking" if loosened else "compatible",
                 path,

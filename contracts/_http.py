@@ -3,8 +3,11 @@ decompression, so the kit sees exactly what the provider sends."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -35,21 +38,43 @@ def request(
     connection_type = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
-    connection = connection_type(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection = connection_type(parts.hostname, parts.port, timeout=timeout)
+    except ValueError as exc:  # a port that is not a number
+        raise HttpError(f"{url!r}: {exc}") from None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # The socket's timeout bounds each read; this bounds the whole answer, however
+    # slowly a provider trickles it.
+    expired = threading.Event()
+    timer = threading.Timer(timeout, _expire, (connection, expired))
+    timer.daemon = True
+    timer.start()
     try:
         connection.request(method, target, body=body, headers=headers or {})
         response = connection.getresponse()
         data = response.read(max_body + 1)
+        if expired.is_set():  # what was read before the cut is not the whole answer
+            raise HttpError(f"no whole answer within {timeout:g} s")
         return Reply(
             response.status, {k.lower(): v for k, v in response.getheaders()}, data[: max_body + 1]
         )
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if expired.is_set():
+            raise HttpError(f"no whole answer within {timeout:g} s") from None
         raise HttpError(
             f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         ) from None
     finally:
+        timer.cancel()
         connection.close()
+
+
+def _expire(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    expired.set()
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked on it
 
 
 def post_json(url: str, payload: object, *, timeout: float = 5.0) -> Reply:

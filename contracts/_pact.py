@@ -14,9 +14,11 @@ Fields a reader ignores are never expected.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 from ._stub import example
 from ._views import PLACEHOLDER, Contract, ParticipantView
@@ -39,7 +41,7 @@ def _rules(model: type[ParticipantView]) -> dict[str, dict[str, Any]]:
         if name == "workflow_id":
             rules[f"$.{name}"] = _rule(match="equality")
         elif name == "state":
-            states = "|".join(model.states())
+            states = "|".join(map(re.escape, model.states()))
             rules[f"$.{name}"] = _rule(match="regex", regex=f"^({states})$")
         elif field.get("format") == "date-time":
             rules[f"$.{name}"] = _rule(match="regex", regex=RFC_3339)
@@ -109,11 +111,15 @@ def pact(contract: Contract) -> dict[str, Any]:
 
 
 def _request(template: str, workflow_id: str) -> dict[str, Any]:
-    return {
+    path, _, query = template.partition("?")
+    request: dict[str, Any] = {
         "method": "GET",
-        "path": template.replace(PLACEHOLDER, workflow_id),
+        "path": path.replace(PLACEHOLDER, quote(workflow_id, safe="")),
         "headers": {"Accept": ["application/json"]},
     }
+    if query:
+        request["query"] = parse_qs(query, keep_blank_values=True)
+    return request
 
 
 def write_pact(contract: Contract, directory: Path) -> Path:

@@ -39,6 +39,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "shipping": {"carrier": "parcelco", "tracking_number": "PC0000000001"},
 }
 STATE_HOOK = "/_contract/state"
+MAX_HOOK_BODY = 65_536
 SINCE = datetime(2026, 1, 1, 10, tzinfo=UTC)  # when an id that names its state last changed
 
 
@@ -61,6 +62,8 @@ class StubOptions:
 
     def __post_init__(self) -> None:
         self.contract()  # raises ValueError if the participant's contract is unknown
+        if not 0 <= self.port <= 65_535:
+            raise ValueError(f"port {self.port} is not between 0 and 65535")
         if self.latency_ms < 0:
             raise ValueError("the latency must be 0 ms or more")
         if not 0 <= self.error_rate <= 1:
@@ -80,13 +83,13 @@ class Stub:
         contract = options.contract()
         self.model: type[ParticipantView] = contract.model
         self.path = contract.path
-        self.prefix, self.suffix = contract.path.split(PLACEHOLDER)
+        # Matched on the path alone: a query in the contract's path is the caller's.
+        self.prefix, self.suffix = urlsplit(contract.path).path.split(PLACEHOLDER)
         # Set up through the hook: state, version, and when it changed.
         self._records: dict[str, tuple[str, int, datetime]] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(options.seed)
-        self._server = ThreadingHTTPServer((options.host, options.port), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((options.host, options.port), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -127,9 +130,13 @@ class Stub:
         if failing:
             return _problem(503, "Stubbed failure", "the stub was asked to fail this share")
         state, version, at = recorded or (self._state_named_by(workflow_id), 1, SINCE)
+        missing = _problem(404, "No record", f"the stub has no record of {workflow_id[:140]!r}")
         if not state:
-            return _problem(404, "No record", f"the stub has no record of {workflow_id!r}")
-        return 200, self._view(workflow_id, state, version, at)
+            return missing
+        try:
+            return 200, self._view(workflow_id, state, version, at)
+        except ValidationError:  # an id the contract refuses: no participant has one
+            return missing
 
     def _state_named_by(self, workflow_id: str) -> str:
         if workflow_id.startswith("missing-"):
@@ -138,13 +145,15 @@ class Stub:
         return max(named, key=len, default="")
 
     def set_state(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        detail = "send {'participant', 'state', 'workflow_id'} as JSON, each a string"
         try:
             wanted = json.loads(body)
             participant, state, workflow_id = (
                 wanted["participant"], wanted["state"], wanted["workflow_id"]
             )  # fmt: skip
-        except (ValueError, KeyError, TypeError):
-            detail = "send {'participant', 'state', 'workflow_id'} as JSON"
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return _problem(400, "Invalid provider state", detail)
+        if not all(isinstance(value, str) for value in (participant, state, workflow_id)):
             return _problem(400, "Invalid provider state", detail)
         if participant != self.options.participant:
             detail = f"this is {self.options.participant}, not {participant}"
@@ -155,11 +164,12 @@ class Stub:
         at = datetime.now(UTC)  # a change: it is when the record last changed
         with self._lock:
             version = self._records.get(workflow_id, ("", 0, at))[1] + 1
+            try:
+                view = self._view(workflow_id, state, version, at)
+            except ValidationError as exc:  # an id the contract refuses: not kept
+                return _problem(400, "Invalid provider state", str(exc.errors()[0]["msg"]))
             self._records[workflow_id] = (state, version, at)
-        try:
-            return 201, self._view(workflow_id, state, version, at)
-        except ValidationError as exc:  # an id the contract refuses
-            return _problem(400, "Invalid provider state", str(exc.errors()[0]["msg"]))
+        return 201, view
 
     def _view(self, workflow_id: str, state: str, version: int, at: datetime) -> dict[str, Any]:
         return example(self.options.participant, workflow_id, state, version, at, model=self.model)
@@ -189,6 +199,13 @@ def example(
     return rendered
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that stalled or went away: its connection is dropped, quietly
+
+
 def _problem(status: int, title: str, detail: str) -> tuple[int, dict[str, Any]]:
     return status, {"type": "about:blank", "title": title, "status": status, "detail": detail}
 
@@ -196,6 +213,7 @@ def _problem(status: int, title: str, detail: str) -> tuple[int, dict[str, Any]]
 def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "contract-stub"
+        timeout = 10  # seconds a connection may stall, sending or reading, before it is dropped
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
@@ -210,8 +228,12 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
             if urlsplit(self.path).path != STATE_HOOK:
                 self._send(*_problem(404, "Not found", f"POST goes to {STATE_HOOK}"))
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            self._send(*stub.set_state(self.rfile.read(min(length, 65_536))))
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit() or int(length) > MAX_HOOK_BODY:
+                detail = f"a Content-Length of at most {MAX_HOOK_BODY} bytes"
+                self._send(*_problem(400, "Invalid provider state", detail))
+                return
+            self._send(*stub.set_state(self.rfile.read(int(length))))
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

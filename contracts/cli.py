@@ -185,6 +185,8 @@ def run_verify(args: argparse.Namespace, contract: Contract, base_url: str) -> i
             "pass --state-hook URL so the kit can set up provider states "
             "(or --stateless-only to run only the cases that need none)"
         )
+    if args.junit_xml is not None and not args.junit_xml.parent.is_dir():
+        raise KitError(f"--junit-xml: no folder {str(args.junit_xml.parent)!r} to write into")
     verifier = Verifier(
         contract.participant,
         base_url,
@@ -234,8 +236,8 @@ def run_stub(args: argparse.Namespace, contract: Contract) -> int:
         stub = Stub(options)
     except ValueError as exc:
         raise KitError(str(exc)) from None
-    except OSError as exc:
-        raise KitError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except (OSError, OverflowError) as exc:
+        raise KitError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     print(f"stub {contract.participant} {stub.base_url}{stub.path}", flush=True)
     print(f"state hook: {stub.base_url}{STATE_HOOK}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -146,7 +146,7 @@ def test_the_command_verifies_a_declared_participant(
         ),
         (
             ["stub", "flight", "--states", "a,b", "--path", "/flights"],
-            "path '/flights' must start with / and hold {workflow_id} once",
+            "path '/flights' must start with / and hold {workflow_id} once, before any query",
         ),
         (
             ["pact", "flight", "--states", "a,a", "--path", PATH],

@@ -18,6 +18,18 @@ PAYMENT: Schema = json.loads((SCHEMA_DIR / "payment.v1.json").read_text(encoding
 INVENTORY: Schema = json.loads((SCHEMA_DIR / "inventory.v1.json").read_text(encoding="utf-8"))
 
 
+def changed(schema: Schema, name: str, value: Schema) -> Schema:
+    """``schema`` with the field ``name`` replaced by ``value``: a base of its own."""
+    copied = copy.deepcopy(schema)
+    copied["properties"][name] = value
+    return copied
+
+
+NUMBER = changed(PAYMENT, "amount", {"type": "number", "minimum": 0})
+NULLABLE = changed(PAYMENT, "currency", {"type": ["string", "null"], "maxLength": 5})
+STEPS = changed(PAYMENT, "amount", {"type": "number", "multipleOf": 0.1})
+
+
 def prop(schema: Schema, name: str) -> Schema:
     found: Schema = schema["properties"][name]
     return found
@@ -496,6 +508,63 @@ CASES: list[tuple[str, Schema, Callable[[Schema], object], bool, str, str, str]]
         "items no longer checked",
     ),
     (
+        "number to integer, its minimum dropped",
+        NUMBER,
+        replace("amount", {"type": "integer"}),
+        False,
+        "breaking",
+        "amount",
+        "minimum 0 removed",
+    ),
+    (
+        "one variant of two types, its maxLength raised",
+        NULLABLE,
+        set_("currency", "maxLength", 10),
+        False,
+        "breaking",
+        "currency",
+        "maxLength raised from 5 to 10",
+    ),
+    (
+        "multipleOf 0.1 to 0.3",
+        STEPS,
+        set_("amount", "multipleOf", 0.3),
+        False,
+        "compatible",
+        "amount",
+        "multipleOf changed from 0.1 to 0.3",
+    ),
+    (
+        "a keyword not judged",
+        INVENTORY,
+        lambda s: s["properties"]["items"].__setitem__("uniqueItems", False),
+        True,
+        "breaking",
+        "items",
+        "not judged: uniqueItems changed",
+    ),
+    (
+        "the old one wrapped in allOf",
+        PAYMENT,
+        replace("amount", {"allOf": [{"type": "string"}]}),
+        True,
+        "breaking",
+        "amount",
+        "not judged: allOf changed",
+    ),
+    (
+        "two variants of one type",
+        PAYMENT,
+        replace(
+            "amount",
+            {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "integer", "minimum": 5}]},
+        ),
+        False,
+        "breaking",
+        "amount",
+        "not judged: several variants allow a integer",
+    ),
+    (
         "maxItems added",
         INVENTORY,
         lambda s: s["properties"]["items"].__setitem__("maxItems", 50),
@@ -523,9 +592,12 @@ def test_each_change_is_judged_by_the_subset_rule(
     changed = copy.deepcopy(base)
     change(changed)
     old, new = (changed, base) if reverse else (base, changed)
-    found = [c for c in compare(old, new) if c.path == path and reason in c.what]
-    assert found, [str(c) for c in compare(old, new)]
+    changes = compare(old, new)
+    found = [c for c in changes if c.path == path and reason in c.what]
+    assert len(found) == 1, [str(c) for c in changes]  # said once
     assert found[0].kind == kind, str(found[0])
+    if kind == "compatible":  # and nothing else called breaking
+        assert [str(c) for c in changes if c.kind == "breaking"] == []
 
 
 def test_a_recursive_schema_is_compared_once_per_level() -> None:

@@ -39,9 +39,10 @@ async def test_a_provider_slower_than_the_aggregator_s_timeout_fails_the_latency
     _, results = await verify("slow", latency_requests=3, latency_concurrency=3)
     (name, [reason]), *others = failures(results).items()
     assert (name, others) == ("latency:p99", [])
-    assert reason.startswith("p99 latency ")
-    measured = int(reason.removeprefix("p99 latency ").split(" ms", 1)[0])
-    assert measured >= 1_500
+    # Each request is given twice the budget (1 s at least), not the kit's 5 s.
+    assert reason.startswith(
+        "p99 latency over 1000 ms (no answer: no whole answer within 1 s) over 3 requests"
+    )
     assert "exceeds the budget of 500 ms, the aggregator's timeout_ms (--budget-ms" in reason
 
 
