@@ -24,6 +24,7 @@ from ._part import Part
 from ._pipeline import ParticipantPipeline
 from ._reuse import Renderings
 from ._settings import Settings
+from ._shared_store import SharedStore
 from ._stage import AnomalyCounts, Ask, Key, Observer, ParticipantStats
 from ._tracing import Tracing
 from ._transport import Transport
@@ -78,7 +79,12 @@ class StatusAggregator:
         cache = settings.cache
         self._ttl = cache.ttl_ms / 1000
         self._terminal_ttl = cache.terminal_ttl_ms / 1000
-        self._renderings = Renderings(max_entries=cache.max_entries, circuits=self._circuits)
+        self._renderings = Renderings(
+            max_entries=cache.max_entries,
+            circuits=self._circuits,
+            hold=cache.local_ms / 1000 if cache.shared else None,
+        )
+        self.shared: SharedStore | None = None  # the shared parts store, when open
         self.watches = Watches(
             self._answer,
             self.definition,
@@ -100,6 +106,8 @@ class StatusAggregator:
             self._own_transport = await own.__aenter__()
             transport = self._own_transport
         tracing = self.tracing if self.tracing.decide() else None
+        if self.settings.cache.shared:
+            self.shared = await SharedStore(self.settings.cache).__aenter__()
         self._pipelines = tuple(
             ParticipantPipeline(
                 participant,
@@ -110,6 +118,8 @@ class StatusAggregator:
                 rng=self._rng,
                 observer=self._observer,
                 tracing=tracing,
+                shared=self.shared,
+                lease_ms=self.settings.deadline_ms,
             )
             for participant in self.definition.participants
         )
@@ -124,6 +134,9 @@ class StatusAggregator:
         self.watches.close()
         pipelines, self._pipelines = self._pipelines, ()
         await asyncio.gather(*(pipeline.aclose() for pipeline in pipelines))
+        if self.shared is not None:
+            await self.shared.__aexit__(exc_type, exc, tb)
+            self.shared = None
         if self._own_transport is not None:
             await self._own_transport.__aexit__(exc_type, exc, tb)
             self._own_transport = None
@@ -279,7 +292,7 @@ class StatusAggregator:
                 stand_ins=stand_ins,
                 scope=key[0],
             )
-            self._renderings.keep(key, rendering, fetched=fetched, stand_ins=bool(stand_ins))
+            self._renderings.keep(key, rendering, now, fetched=fetched, stand_ins=bool(stand_ins))
             if verdict.anomalies:
                 self.anomalies.raised(verdict.anomalies)
         for pipeline in self._pipelines:

@@ -78,12 +78,23 @@ class PartCache:
             part, ttl=self._ttl, terminal_ttl=self._terminal_ttl, terminal=self._terminal
         )
 
+    @property
+    def longest(self) -> float:
+        """The longest a kept part may be of use: fresh, or standing in."""
+        return max(self._stale, self._terminal_ttl, self._ttl)
+
     def fresh(self, key: Hashable) -> Part | None:
         """A part still within its time to live, marked ``cache``."""
         part = self._parts.get(key)
         if part is None or part.fetched_at is None:
             return None
         return part if self._clock() - part.fetched_at < self.lifetime(part) else None
+
+    def is_fresh(self, part: Part) -> bool:
+        """Whether ``part`` (kept here or elsewhere) is within its time to live."""
+        return part.fetched_at is not None and (
+            self._clock() - part.fetched_at < self.lifetime(part)
+        )
 
     def known_good(self, key: Hashable) -> Part | None:
         """The last ok part within the stale window."""
@@ -114,18 +125,24 @@ class PartCache:
         self._standing_in[key] = stale
         return stale
 
-    def store(self, key: Hashable, part: Part) -> None:
-        """Keep a live ok or not-found part its participant let us keep; anything
-        else is ignored."""
-        if (
-            part.source is not Source.LIVE
-            or part.outcome not in (Outcome.OK, Outcome.NOT_FOUND)
-            or not part.directives.storable
-        ):
-            return
+    @staticmethod
+    def keeps(part: Part) -> bool:
+        """Whether ``store`` keeps ``part``: a live ok or not-found part its
+        participant let us keep."""
+        return (
+            part.source is Source.LIVE
+            and part.outcome in (Outcome.OK, Outcome.NOT_FOUND)
+            and part.directives.storable
+        )
+
+    def store(self, key: Hashable, part: Part) -> bool:
+        """Keep ``part`` if it ``keeps`` it (say whether); anything else is ignored."""
+        if not self.keeps(part):
+            return False
         self._parts[key] = Part(
             part.outcome, Source.CACHE, part.view, part.fetched_at, part.error, part.directives
         )
+        return True
 
     def __len__(self) -> int:
         return len(self._parts)

@@ -1,9 +1,13 @@
 """One participant's pipeline, composed once at start-up.
 
-    fresh parts -> coalescing -> [tracing] -> last good part -> interpret -> protection -> transport
-    (_cache)       (_coalesce)   (_tracing)   (_cache)          (_response)  (_protection)
+    fresh parts -> coalescing -> [shared parts] -> [tracing] -> last good part -> interpret
+    (_cache)       (_coalesce)   (_shared)         (_tracing)   (_cache)          (_response)
+    -> protection -> transport
+       (_protection)
 
-The tracing stage is there only while spans can be recorded (``Tracing.live``).
+The shared parts stage is there with a shared store (``cache.backend``), whose
+in-process layer the fresh parts then are; the tracing stage only while spans can
+be recorded (``Tracing.live``).
 
 Each stage takes the next as an argument (``_stage``); this module only puts
 them together and gives the aggregator one way in, ``ParticipantPipeline.part``.
@@ -26,6 +30,8 @@ from ._protection import Protection
 from ._response import Interpret
 from ._rules import ParticipantDef
 from ._settings import CacheSettings, ParticipantSettings
+from ._shared import LocalParts, SharedParts
+from ._shared_store import SharedStore
 from ._stage import Ask, Observer, ParticipantStats, Stage
 from ._tracing import Traced, Tracing
 from ._transport import Transport
@@ -52,17 +58,24 @@ class ParticipantPipeline:
         rng: random.Random,
         observer: Observer | None = None,
         tracing: Tracing | None = None,
+        shared: SharedStore | None = None,
+        lease_ms: int = 1_000,
     ) -> None:
         self.name = participant.name
         self.stats = ParticipantStats()
         loop = asyncio.get_running_loop()
-        self._cache = PartCache(
-            ttl=cache.ttl_ms / 1000,
-            terminal_ttl=cache.terminal_ttl_ms / 1000,
-            stale=cache.stale_ms / 1000,
-            max_entries=cache.max_entries,
-            terminal=participant.terminal,
-            clock=clock,
+        options = {
+            "ttl": cache.ttl_ms / 1000,
+            "terminal_ttl": cache.terminal_ttl_ms / 1000,
+            "stale": cache.stale_ms / 1000,
+            "max_entries": cache.max_entries,
+            "terminal": participant.terminal,
+            "clock": clock,
+        }
+        self._cache = (
+            PartCache(**options)  # type: ignore[arg-type]
+            if shared is None
+            else LocalParts(hold=cache.local_ms / 1000, **options)
         )
         protection = Protection(
             transport, settings, name=self.name, clock=clock, rng=rng, stats=self.stats, loop=loop
@@ -81,6 +94,17 @@ class ParticipantPipeline:
         call: Stage = LastGood(interpret, self._cache)
         if tracing is not None:
             call = Traced(call, tracing, participant=self.name, url=settings.url)
+        if isinstance(self._cache, LocalParts):
+            assert shared is not None
+            call = SharedParts(
+                call,
+                store=shared,
+                local=self._cache,
+                name=self.name,
+                model=participant.model,
+                lease_ms=lease_ms,
+                stats=self.stats,
+            )
         self._coalescing = Coalescing(
             call, name=self.name, stats=self.stats, loop=loop, tracing=tracing
         )

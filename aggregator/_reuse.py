@@ -42,17 +42,27 @@ class _Kept:
     rendering: Rendering
     circuits: tuple[int, ...] | None  # with stand-ins: the breakers' change counts then
     kinds: int  # the counter its reuses are counted under
+    until: float  # served again before then only
 
 
 class Renderings:
     """The renderings that may be served again. ``circuits`` gives the breakers'
-    change counts (``CircuitBreaker.changes``), in the participants' order."""
+    change counts (``CircuitBreaker.changes``), in the participants' order; ``hold``
+    (seconds), when parts are shared with other processes, how long one is served
+    again at most (the time the in-process layer holds a shared part)."""
 
-    __slots__ = ("_circuits", "_counts", "_fresh", "_kept", "_kinds", "_max_entries")
+    __slots__ = ("_circuits", "_counts", "_fresh", "_hold", "_kept", "_kinds", "_max_entries")
 
-    def __init__(self, *, max_entries: int, circuits: Callable[[], tuple[int, ...]]) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        circuits: Callable[[], tuple[int, ...]],
+        hold: float | None = None,
+    ) -> None:
         self._max_entries = max_entries
         self._circuits = circuits
+        self._hold = hold
         # An OrderedDict: a dict's oldest key costs a scan over the slots its deletions
         # left (7.6 us an eviction at 20,000 entries, 0.4 here).
         self._kept: OrderedDict[Key, _Kept] = OrderedDict()
@@ -64,7 +74,7 @@ class Renderings:
         """The kept rendering for ``key``, if it may be served at ``now`` without
         asking any participant (rule 2)."""
         kept = self._kept.get(key)
-        if kept is None or now >= kept.rendering.reusable_until:
+        if kept is None or now >= kept.until:
             return None
         if kept.circuits is not None and kept.circuits != self._circuits():
             return None
@@ -89,8 +99,10 @@ class Renderings:
                 return None  # an anomaly fell due, or one is tentative
         return rendering if rendering is not None and rendering.serves(parts) else None
 
-    def keep(self, key: Key, rendering: Rendering, *, fetched: bool, stand_ins: bool) -> None:
-        """Hold a new rendering as its parts allow (rules 2 and 3)."""
+    def keep(
+        self, key: Key, rendering: Rendering, now: float, *, fetched: bool, stand_ins: bool
+    ) -> None:
+        """Hold a new rendering, made at ``now``, as its parts allow (rules 2 and 3)."""
         parts = rendering.parts.values()
         if fetched:
             if not self._fresh:
@@ -103,7 +115,9 @@ class Renderings:
             rendering,
             self._circuits() if stand_ins else None,
             self._kinds_of(tuple((part.source, part.outcome) for part in parts)),
-        )
+            rendering.reusable_until if self._hold is None else
+            min(rendering.reusable_until, now + self._hold),
+        )  # fmt: skip
 
     def _kinds_of(self, kinds: Kinds) -> int:
         index = self._kinds.get(kinds)

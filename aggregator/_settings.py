@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from contracts import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, validation_problems
 
@@ -78,11 +87,60 @@ class ParticipantSettings(_Settings):
         return url
 
 
+SHARED_SCHEMES = ("valkey", "valkeys", "redis", "rediss")
+
+
 class CacheSettings(_Settings):
     ttl_ms: Millis = Field(2_000, description="How long a part is served from the cache.")
     terminal_ttl_ms: Millis = Field(10_000, description="The same, for a part in a final state.")
     stale_ms: Millis = Field(60_000, description="How long a last good part may stand in.")
     max_entries: int = Field(20_000, ge=1, description="Parts kept per participant.")
+    backend: str = Field(
+        "memory",
+        description='"memory" (each process its own) or "valkey://host:port/db" (also'
+        " redis://, rediss://): parts, leases and last good parts shared by every process",
+    )
+    password: SecretStr | None = Field(
+        None, description="The shared store's password: from the environment, never a file."
+    )
+    prefix: str = Field(
+        "status-aggregator", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Keys start with it."
+    )
+    local_ms: int = Field(
+        250, ge=0, le=1_000, description="How long a part read from the shared store is held."
+    )
+    op_budget_ms: int = Field(
+        50, ge=1, le=10_000, description="Time for one operation on the shared store."
+    )
+    retry_ms: Millis = Field(
+        1_000, description="After a failure, how long the shared store is left alone."
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, backend: str) -> str:
+        if backend == "memory":
+            return backend
+        url = urlsplit(backend)
+        if url.scheme not in SHARED_SCHEMES or not url.hostname:
+            raise ValueError(
+                f'{backend!r} is neither "memory" nor a URL such as "valkey://127.0.0.1:6379/0"'
+                f" ({', '.join(s + '://' for s in SHARED_SCHEMES)})"
+            )
+        if url.password is not None:
+            raise ValueError(
+                "holds a password: give it in STATUS_AGGREGATOR_CACHE__PASSWORD instead"
+            )
+        try:
+            url.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"{backend!r}: {exc}") from None
+        return backend
+
+    @property
+    def shared(self) -> bool:
+        """Whether parts live in a shared store rather than in this process alone."""
+        return self.backend != "memory"
 
 
 class DeclaredParticipant(_Settings):
@@ -341,6 +399,12 @@ class Settings(_Settings):
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+        cache = data.get("cache")
+        if isinstance(cache, dict) and "password" in cache:  # a file is read by many
+            raise ConfigError(
+                f"{origin}: cache.password: give it in the environment,"
+                " STATUS_AGGREGATOR_CACHE__PASSWORD, not in a file"
+            )
         if env is None:
             return cls.from_mapping(data, origin=origin)
         overrides, variables = _env_overrides(env)
@@ -416,7 +480,10 @@ def _textual(model: type[BaseModel], path: list[str]) -> bool | None:
         return _textual(annotation, rest) if rest else False
     if rest:
         return None
-    if annotation is str:
+    if get_origin(annotation) in (Union, types.UnionType):  # an optional setting
+        choices = [choice for choice in get_args(annotation) if choice is not type(None)]
+        annotation = choices[0] if len(choices) == 1 else annotation
+    if annotation in (str, SecretStr):
         return True
     return get_origin(annotation) is Literal and all(
         isinstance(choice, str) for choice in get_args(annotation)

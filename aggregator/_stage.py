@@ -63,7 +63,9 @@ class ParticipantStats:
 
     ``fetches`` counts calls started (an open circuit refuses at once, without
     one), ``retries`` the calls made again, ``coalesced`` callers who shared one;
-    ``cache_hits``, ``stale_served`` and ``outcomes`` count parts served.
+    ``cache_hits``, ``stale_served`` and ``outcomes`` count parts served. With a
+    shared store, ``shared_hits`` counts parts another process fetched, read from
+    it, and ``lease_waits`` the times this process waited for another's call.
     """
 
     fetches: int = 0
@@ -71,6 +73,8 @@ class ParticipantStats:
     coalesced: int = 0
     stale_served: int = 0
     retries: int = 0
+    shared_hits: int = 0
+    lease_waits: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
 
 

@@ -506,8 +506,19 @@ async def readyz(_: web.Request, gateway: Gateway) -> web.StreamResponse:
     circuits = {
         name: {"circuit": str(state)} for name, state in aggregator.breaker_states().items()
     }
+    shared = aggregator.shared
+    store: dict[str, object] = (
+        {"backend": "memory"}
+        if shared is None
+        else {"backend": shared.url, "shared": shared.problem is None, "problem": shared.problem}
+    )
     return web.json_response(
-        {"status": "ready", "workflow": aggregator.definition.name, "participants": circuits}
+        {
+            "status": "ready",
+            "workflow": aggregator.definition.name,
+            "participants": circuits,
+            "store": store,
+        }
     )
 
 

@@ -46,6 +46,8 @@ _PARTICIPANT_COUNTERS = {
     "coalesced_waits": ("Callers that joined a call already in flight.", "coalesced"),
     "stale_served": ("Parts served stale because a live fetch failed.", "stale_served"),
     "retries": ("Retries after connection errors and retryable statuses.", "retries"),
+    "shared_hits": ("Parts another process fetched, read from the shared store.", "shared_hits"),
+    "lease_waits": ("Waits for another process's call to the participant.", "lease_waits"),
 }
 
 Labels = tuple[str, ...]
@@ -69,6 +71,7 @@ class Counts:
     in_flight: int = 0
     watchers: int = 0  # event streams and library watchers open now
     watched: int = 0  # workflows being watched now (one poller each)
+    alone: int = 0  # processes whose shared store is unavailable now
     anomalies: dict[Labels, int] = field(default_factory=dict)  # (code, confirmed)
     withdrawn: dict[Labels, int] = field(default_factory=dict)  # (code,)
 
@@ -86,15 +89,21 @@ class Counts:
         self.in_flight += other.in_flight
         self.watchers += other.watchers
         self.watched += other.watched
+        self.alone += other.alone
 
     def without_gauges(self) -> Counts:
         """The counters alone: what a worker that has exited still counts for."""
-        return replace(self, circuits={}, in_flight=0, watchers=0, watched=0)
+        return replace(self, circuits={}, in_flight=0, watchers=0, watched=0, alone=0)
 
     def to_json(self) -> dict[str, Any]:
         return {
             name: [[*key, value] for key, value in getattr(self, name).items()] for name in _TABLES
-        } | {"in_flight": self.in_flight, "watchers": self.watchers, "watched": self.watched}
+        } | {
+            "in_flight": self.in_flight,
+            "watchers": self.watchers,
+            "watched": self.watched,
+            "alone": self.alone,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Counts:
@@ -123,6 +132,7 @@ class Counts:
             in_flight=int(data["in_flight"]),
             watchers=int(data["watchers"]),
             watched=int(data["watched"]),
+            alone=int(data.get("alone", 0)),
         )
 
 
@@ -190,6 +200,12 @@ def families(counts: Counts) -> Iterator[Metric]:
     )
     watched.add_metric([], counts.watched)
     yield watched
+    alone = GaugeMetricFamily(
+        "aggregator_shared_store_unavailable",
+        "Processes whose shared parts store is unavailable now, each keeping its own parts.",
+    )
+    alone.add_metric([], counts.alone)
+    yield alone
     for name, (help_text, _) in _PARTICIPANT_COUNTERS.items():
         yield _table(
             CounterMetricFamily,
@@ -302,6 +318,8 @@ class GatewayMetrics:
         if aggregator is not None:
             counts.watchers = aggregator.watches.watchers
             counts.watched = aggregator.watches.workflows
+            shared = aggregator.shared
+            counts.alone = int(shared is not None and shared.problem is not None)
             for participant, stats in aggregator.stats().items():
                 for name, (_, attribute) in _PARTICIPANT_COUNTERS.items():
                     counts.participants[(name, participant)] = getattr(stats, attribute)

@@ -237,8 +237,20 @@ def openapi_document(
                                     "required": ["circuit"],
                                 },
                             },
+                            "store": {
+                                "type": "object",
+                                "description": "Where parts are kept: memory, or a shared"
+                                " store; shared false while it is unavailable and this"
+                                " process keeps its own parts (problem says why).",
+                                "properties": {
+                                    "backend": {"type": "string"},
+                                    "shared": {"type": "boolean"},
+                                    "problem": {"type": ["string", "null"]},
+                                },
+                                "required": ["backend"],
+                            },
                         },
-                        "required": ["status", "workflow", "participants"],
+                        "required": ["status", "workflow", "participants", "store"],
                     }
                 ),
             },

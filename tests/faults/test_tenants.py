@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,9 +33,14 @@ requests = st.lists(
 ).flatmap(lambda steps: st.permutations(steps + steps))
 
 
-async def scenario(server: FaultyParticipant, steps: list[tuple[int, str]]) -> None:
+async def scenario(
+    server: FaultyParticipant, steps: list[tuple[int, str]], cache: dict[str, object]
+) -> None:
     settings_ = fault_settings(
-        server, timeout_ms=2_000, gateway={"auth": {"enabled": True, "keys": KEYS}}
+        server,
+        timeout_ms=2_000,
+        gateway={"auth": {"enabled": True, "keys": KEYS}},
+        cache=cache,
     )
     # By name: a cookie jar would keep a cookie for a host name, never for an address.
     participants = {
@@ -79,8 +86,16 @@ async def scenario(server: FaultyParticipant, steps: list[tuple[int, str]]) -> N
     # and measures what the server received while it ran.
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+@pytest.mark.parametrize("backend", ["memory", "valkey"])
 @given(steps=requests)
 def test_a_part_fetched_for_one_tenant_is_never_served_to_another(
-    faulty: FaultyParticipant, steps: list[tuple[int, str]]
+    faulty: FaultyParticipant,
+    steps: list[tuple[int, str]],
+    backend: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    asyncio.run(scenario(faulty, steps))
+    cache: dict[str, object] = {}
+    if backend == "valkey":  # shared: a prefix of this example's own, as a fresh gateway
+        server = request.getfixturevalue("valkey")
+        cache = {"backend": f"valkey://127.0.0.1:{server.port}/0", "prefix": secrets.token_hex(6)}
+    asyncio.run(scenario(faulty, steps, cache))

@@ -1,0 +1,73 @@
+"""A kept part as bytes, for a store shared by many processes, and back.
+
+``<version>|<meta>|<view>``: the view's version first (``-1`` without a view),
+so that the store's compare-and-set script reads it without decoding JSON;
+then what the part needs besides its view (outcome, fetched time, what its
+participant said about keeping it); then the view as the participant's JSON,
+read back by the same model, the same way as an answer is.
+
+>>> from contracts import PaymentView
+>>> view = PaymentView.model_validate_json(
+...     '{"workflow_id": "o-1", "state": "captured", "version": 3,'
+...     ' "updated_at": "2026-01-01T10:00:00Z", "amount": 1999, "currency": "EUR"}'
+... )
+>>> data = encode(Part(Outcome.OK, Source.LIVE, view, fetched_at=1767261600.5))
+>>> data[:40]
+b'3|["ok",1767261600.5,false,null]|{"workf'
+>>> decode(data, PaymentView) == Part(Outcome.OK, Source.CACHE, view, fetched_at=1767261600.5)
+True
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ValidationError
+
+from contracts import Outcome, ParticipantView, Source
+
+from ._cache_control import NONE, Directives
+from ._part import Part
+
+NO_VERSION = -1
+_KEPT = (Outcome.OK, Outcome.NOT_FOUND)
+
+
+class Undecodable(ValueError):
+    """Bytes that are not a part this codec wrote (another version, another program)."""
+
+
+def version_of(part: Part) -> int:
+    return NO_VERSION if part.view is None else part.view.version
+
+
+def encode(part: Part) -> bytes:
+    """A kept part (ok or not found, fetched, storable) as bytes."""
+    said = part.directives
+    meta = json.dumps(
+        [part.outcome.value, part.fetched_at, said.must_revalidate, said.max_age],
+        separators=(",", ":"),
+    )
+    view = b"" if part.view is None else part.view.model_dump_json().encode()
+    return b"%d|%s|%s" % (version_of(part), meta.encode(), view)
+
+
+def decode(data: bytes, model: type[ParticipantView]) -> Part:
+    """The part ``encode`` wrote, marked ``cache``; Undecodable if it is not one."""
+    try:
+        _, meta, view = data.split(b"|", 2)
+        outcome_value, fetched_at, must_revalidate, max_age = json.loads(meta)
+        outcome = Outcome(outcome_value)
+        if outcome not in _KEPT or not isinstance(fetched_at, float | int):
+            raise ValueError(outcome_value)
+        shown = model.model_validate_json(view) if view else None
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise Undecodable(f"not a kept part: {str(exc)[:80]}") from None
+    if (shown is None) != (outcome is Outcome.NOT_FOUND):
+        raise Undecodable("not a kept part: its view does not match its outcome")
+    directives = (
+        NONE
+        if not must_revalidate and max_age is None
+        else Directives(must_revalidate=bool(must_revalidate), max_age=max_age)
+    )
+    return Part(outcome, Source.CACHE, shown, float(fetched_at), None, directives)
