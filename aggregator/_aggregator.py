@@ -107,7 +107,14 @@ class StatusAggregator:
             transport = self._own_transport
         tracing = self.tracing if self.tracing.decide() else None
         if self.settings.cache.shared:
-            self.shared = await SharedStore(self.settings.cache).__aenter__()
+            cache = self.settings.cache
+            self.shared = await SharedStore(
+                cache,
+                # A call ends by its request's deadline at the latest.
+                lease_ms=self.settings.deadline_ms,
+                # A part is of use while fresh, or standing in.
+                keep_ms=max(cache.ttl_ms, cache.terminal_ttl_ms, cache.stale_ms),
+            ).__aenter__()
         self._pipelines = tuple(
             ParticipantPipeline(
                 participant,
@@ -119,7 +126,6 @@ class StatusAggregator:
                 observer=self._observer,
                 tracing=tracing,
                 shared=self.shared,
-                lease_ms=self.settings.deadline_ms,
             )
             for participant in self.definition.participants
         )

@@ -78,11 +78,6 @@ class PartCache:
             part, ttl=self._ttl, terminal_ttl=self._terminal_ttl, terminal=self._terminal
         )
 
-    @property
-    def longest(self) -> float:
-        """The longest a kept part may be of use: fresh, or standing in."""
-        return max(self._stale, self._terminal_ttl, self._ttl)
-
     def fresh(self, key: Hashable) -> Part | None:
         """A part still within its time to live, marked ``cache``."""
         part = self._parts.get(key)

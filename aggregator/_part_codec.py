@@ -1,19 +1,20 @@
 """A kept part as bytes, for a store shared by many processes, and back.
 
-``<version>|<meta>|<view>``: the view's version first (``-1`` without a view),
-so that the store's compare-and-set script reads it without decoding JSON;
-then what the part needs besides its view (outcome, fetched time, what its
-participant said about keeping it); then the view as the participant's JSON,
-read back by the same model, the same way as an answer is.
+``<version>|<fresh until>|<meta>|<view>``: the view's version (``-1`` without a
+view) and until when the part is fresh (epoch milliseconds) first, so that the
+store's scripts read them without decoding JSON; then what the part needs
+besides its view (outcome, fetched time, what its participant said about
+keeping it); then the view as the participant's JSON, read back by the same
+model, the same way as an answer is.
 
 >>> from contracts import PaymentView
 >>> view = PaymentView.model_validate_json(
 ...     '{"workflow_id": "o-1", "state": "captured", "version": 3,'
 ...     ' "updated_at": "2026-01-01T10:00:00Z", "amount": 1999, "currency": "EUR"}'
 ... )
->>> data = encode(Part(Outcome.OK, Source.LIVE, view, fetched_at=1767261600.5))
->>> data[:40]
-b'3|["ok",1767261600.5,false,null]|{"workf'
+>>> data = encode(Part(Outcome.OK, Source.LIVE, view, fetched_at=1767261600.5), 1767261602.5)
+>>> data[:54]
+b'3|1767261602500|["ok",1767261600.5,false,null]|{"workf'
 >>> decode(data, PaymentView) == Part(Outcome.OK, Source.CACHE, view, fetched_at=1767261600.5)
 True
 """
@@ -41,21 +42,22 @@ def version_of(part: Part) -> int:
     return NO_VERSION if part.view is None else part.view.version
 
 
-def encode(part: Part) -> bytes:
-    """A kept part (ok or not found, fetched, storable) as bytes."""
+def encode(part: Part, fresh_until: float) -> bytes:
+    """A kept part (ok or not found, fetched, storable), fresh until ``fresh_until``
+    (epoch seconds), as bytes."""
     said = part.directives
     meta = json.dumps(
         [part.outcome.value, part.fetched_at, said.must_revalidate, said.max_age],
         separators=(",", ":"),
     )
     view = b"" if part.view is None else part.view.model_dump_json().encode()
-    return b"%d|%s|%s" % (version_of(part), meta.encode(), view)
+    return b"%d|%d|%s|%s" % (version_of(part), int(fresh_until * 1000), meta.encode(), view)
 
 
 def decode(data: bytes, model: type[ParticipantView]) -> Part:
     """The part ``encode`` wrote, marked ``cache``; Undecodable if it is not one."""
     try:
-        _, meta, view = data.split(b"|", 2)
+        _, _, meta, view = data.split(b"|", 3)
         outcome_value, fetched_at, must_revalidate, max_age = json.loads(meta)
         outcome = Outcome(outcome_value)
         if outcome not in _KEPT or not isinstance(fetched_at, float | int):

@@ -59,7 +59,6 @@ class ParticipantPipeline:
         observer: Observer | None = None,
         tracing: Tracing | None = None,
         shared: SharedStore | None = None,
-        lease_ms: int = 1_000,
     ) -> None:
         self.name = participant.name
         self.stats = ParticipantStats()
@@ -102,7 +101,6 @@ class ParticipantPipeline:
                 local=self._cache,
                 name=self.name,
                 model=participant.model,
-                lease_ms=lease_ms,
                 stats=self.stats,
             )
         self._coalescing = Coalescing(

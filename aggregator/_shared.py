@@ -24,18 +24,18 @@ again.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable, Hashable
-from dataclasses import replace
+from functools import partial
+from typing import Any
 
 from cachetools import LRUCache
 
-from contracts import ErrorKind, PartError, ParticipantView, Source
+from contracts import ParticipantView, Source
 
 from ._cache import PartCache
 from ._part import Part
 from ._part_codec import Undecodable, decode, encode, version_of
-from ._shared_store import SharedStore, StoreUnavailable
+from ._shared_store import MINE, THEIRS, SharedStore, StoreUnavailable
 from ._stage import Ask, ParticipantStats, Stage
 
 FIRST_POLL = 0.002  # seconds; doubled after each poll, up to LAST_POLL
@@ -71,12 +71,15 @@ class LocalParts(PartCache):
 
     def keep(self, key: Hashable, part: Part) -> None:
         """Hold a part read from the shared store (marked ``cache``), unless the one
-        held here was fetched later."""
+        held here has a higher version, or the same one fetched later."""
         mine = self._parts.get(key)
-        if mine is not None and (mine.fetched_at or 0.0) > (part.fetched_at or 0.0):
+        if mine is not None and _rank(mine) > _rank(part):
             return
         self._parts[key] = part
         self._held_at[key] = self._clock()
+
+    def now(self) -> float:
+        return self._clock()
 
     def alone(self, alone: bool) -> None:
         """The store is unavailable (this process keeps its own parts), or back."""
@@ -86,7 +89,7 @@ class LocalParts(PartCache):
 class SharedParts:
     """The stage after coalescing, with a shared store (see the module)."""
 
-    __slots__ = ("_lease_ms", "_local", "_model", "_name", "_next", "_stats", "_store")
+    __slots__ = ("_local", "_model", "_name", "_next", "_stats", "_store")
 
     def __init__(
         self,
@@ -96,7 +99,6 @@ class SharedParts:
         local: LocalParts,
         name: str,
         model: type[ParticipantView],
-        lease_ms: int,
         stats: ParticipantStats,
     ) -> None:
         self._next = next_stage
@@ -104,7 +106,6 @@ class SharedParts:
         self._local = local
         self._name = name
         self._model = model
-        self._lease_ms = lease_ms
         self._stats = stats
 
     def __call__(self, ask: Ask) -> Part | Awaitable[Part]:
@@ -116,31 +117,31 @@ class SharedParts:
     async def _shared(self, ask: Ask) -> Part:
         scope, workflow_id = ask.key
         part_key, lease_key = self._store.keys(scope, self._name, workflow_id)
+        token = self._store.token()
         try:
-            raw, leased = await self._store.read(part_key, lease_key)
+            raw, state = await self._take(ask, part_key, lease_key, token)
+            held = self._held(ask, raw)
+            if state == THEIRS:
+                self._stats.lease_waits += 1
+                raw, state = await self._wait(ask, part_key, lease_key, token, raw)
+                held = self._held(ask, raw)
         except StoreUnavailable:
             return await self._alone(ask)
         self._local.alone(False)
-        held = self._held(ask, raw)
         if held is not None and self._local.is_fresh(held):
             self._stats.shared_hits += 1
+            if state == MINE:  # fresh by our settings, though not by its writer's
+                await self._release(lease_key, token)
             return held
-        token = secrets.token_hex(8)
-        try:
-            mine = not leased and await self._store.lease(lease_key, token, self._lease_ms)
-            if not mine:
-                self._stats.lease_waits += 1
-                waited = await self._wait(ask, part_key, lease_key, raw)
-                if waited is not None:
-                    self._stats.shared_hits += 1
-                    return waited
-                # The holder let go without a part (its call failed) or never will in
-                # time: this process calls itself, under the lease if it is free.
-                mine = await self._store.lease(lease_key, token, self._lease_ms)
-        except StoreUnavailable:
-            return await self._alone(ask)
+        # The lease is this process's (MINE), or its holder has not answered by the
+        # deadline (THEIRS): the call is made either way.
         part = await _awaited(self._next(ask))
-        return await self._keep(ask, part, part_key, lease_key, token if mine else "")
+        return await self._keep(ask, part, part_key, lease_key, token if state == MINE else b"")
+
+    async def _take(
+        self, ask: Ask, part_key: bytes, lease_key: bytes, token: bytes
+    ) -> tuple[bytes | None, int]:
+        return await self._store.take(part_key, lease_key, self._local.now(), token)
 
     def _held(self, ask: Ask, raw: bytes | None) -> Part | None:
         """The part read from the store, handed to the in-process layer."""
@@ -154,62 +155,64 @@ class SharedParts:
         return held
 
     async def _wait(
-        self, ask: Ask, part_key: str, lease_key: str, seen: bytes | None
-    ) -> Part | None:
-        """The part another process's call brings, fresh; None if its lease ends
-        without one, or the deadline comes first."""
+        self, ask: Ask, part_key: bytes, lease_key: bytes, token: bytes, seen: bytes | None
+    ) -> tuple[bytes | None, int]:
+        """While another process holds the lease: the part its call brings (FRESH),
+        or the lease, once it lets go without one (MINE); THEIRS still at the deadline."""
         loop = asyncio.get_running_loop()
         delay = FIRST_POLL
+        raw, state = seen, THEIRS
         while loop.time() + delay < ask.deadline:
             await asyncio.sleep(delay)
-            raw, leased = await self._store.read(part_key, lease_key)
-            if raw is not None and raw != seen:
-                part = self._held(ask, raw)
-                if part is not None and self._local.is_fresh(part):
-                    return part
-            if not leased:
-                return None
+            raw, state = await self._take(ask, part_key, lease_key, token)
+            if state != THEIRS:
+                break
             delay = min(delay * 2, LAST_POLL)
-        return None
+        return raw, state
 
-    async def _keep(self, ask: Ask, part: Part, part_key: str, lease_key: str, token: str) -> Part:
-        """Share the part a call brought (unless a higher version is shared: that
-        one is shown), and let go of the lease."""
+    async def _release(self, lease_key: bytes, token: bytes) -> None:
+        try:
+            await self._store.release(lease_key, token)
+        except StoreUnavailable:
+            self._local.alone(True)
+
+    async def _keep(
+        self, ask: Ask, part: Part, part_key: bytes, lease_key: bytes, token: bytes
+    ) -> Part:
+        """Share the part a call brought, and let go of the lease. Not waited for:
+        sent with this turn's other keeps; should a higher version be held already
+        (another process kept it since this one read), the store keeps that one and
+        this process holds it from then on."""
         try:
             if part.source is Source.LIVE and self._local.keeps(part):
-                shown = await self._store.keep(
-                    part_key, lease_key, encode(part), version_of(part), self._keep_ms, token
+                fresh_until = (part.fetched_at or 0.0) + self._local.lifetime(part)
+                kept = self._store.keep(
+                    part_key, lease_key, encode(part, fresh_until), version_of(part), token
                 )
-                newer = None if shown is None else self._held(ask, shown)
-                if newer is not None and newer.view is not None and part.view is not None:
-                    return _regressed(newer, part.view.version)
+                kept.add_done_callback(partial(self._kept, ask))
             elif token:
-                await self._store.release(lease_key, token)
+                await self._release(lease_key, token)
         except StoreUnavailable:
             self._local.alone(True)
         return part
 
-    @property
-    def _keep_ms(self) -> int:
-        """How long the store keeps a part: as long as it may be of use (fresh, or
-        standing in)."""
-        return int(self._local.longest * 1000)
+    def _kept(self, ask: Ask, kept: asyncio.Future[list[Any]]) -> None:
+        if kept.cancelled():
+            return
+        if kept.exception() is not None:
+            self._local.alone(True)
+            return
+        [shown] = kept.result()
+        if isinstance(shown, bytes):
+            self._held(ask, shown)
 
     async def _alone(self, ask: Ask) -> Part:
         self._local.alone(True)
         return await _awaited(self._next(ask))
 
 
-def _regressed(newer: Part, version: int) -> Part:
-    detail = (
-        f"answered version {version}, older than version "
-        f"{newer.view.version if newer.view else '?'} already seen; the newer one is shown"
-    )
-    return replace(
-        newer,
-        source=Source.STALE,
-        error=PartError(kind=ErrorKind.VERSION_REGRESSION, detail=detail),
-    )
+def _rank(part: Part) -> tuple[int, float]:
+    return (-1 if part.view is None else part.view.version), part.fetched_at or 0.0
 
 
 async def _awaited(got: Part | Awaitable[Part]) -> Part:

@@ -4,8 +4,9 @@ Everything runs on 127.0.0.1: fast participants (one process each), the gateway,
 a bare aiohttp handler (the ceiling) and an afternoon's naive composition (the
 baseline), all on uvloop, driven by wrk. Then 10,000 event streams watch 100
 workflows (bench/watch.py), our event framing is measured against
-aiohttp-sse's (bench/sse.py), and tracing's cost against the code before it
-(bench/tracing.py). Results go to bench/RESULTS.md.
+aiohttp-sse's (bench/sse.py), tracing's cost against the code before it
+(bench/tracing.py), and gateway processes sharing parts through Valkey
+(bench/replicas.py, bench/valkey_client.py). Results go to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -646,8 +647,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # bench/watch.py and bench/sse.py, beside this file, import this module: imported
     # here, once it is whole.
+    import replicas
     import sse
     import tracing
+    import valkey_client
     import watch
 
     say("watch: 10,000 event streams over 100 workflows, participants changing now and then")
@@ -659,12 +662,17 @@ def main(argv: list[str] | None = None) -> int:
     say("tracing: the code before it, no SDK, and the SDK recording every span")
     traced = tracing.run(tracing.parser().parse_args([]))
     rows += traced.rows()
+    say("replicas: gateway processes sharing parts through Valkey, beside memory")
+    shared = replicas.run(replicas.parser().parse_args([]))
+    rows += shared.rows()
+    say("shared store client: valkey-py against redis-py")
+    rows.append(valkey_client.row(valkey_client.measure(5, 20_000)))
 
     elapsed = time.monotonic() - started
     table = ["| scenario | measure | target | result | met |", "|---|---|---|---|---|"]
     table += [f"| {s} | {m} | {t} | {r} | {'yes' if ok else '**no**'} |" for s, m, t, r, ok in rows]
     print("\n".join(table))
-    sections = [watched.section(), compared.section(), traced.section()]
+    sections = [watched.section(), compared.section(), traced.section(), shared.section()]
     write_results(args.out, table, raw, elapsed, sections)
     say(f"done in {elapsed:.0f} s; results in {args.out}")
     return 0 if all(ok for *_, ok in rows) else 1

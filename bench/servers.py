@@ -28,8 +28,9 @@ DOMAIN: dict[str, dict[str, object]] = {
 
 
 def participant_app(name: str, delay_ms: float) -> web.Application:
-    """Answers every id at once (or after a delay); can be told to stall; counts queries."""
-    mode = {"delay_ms": delay_ms, "stall": False}
+    """Answers every id at once (or after a delay); can be told to stall or to fail
+    (503); counts queries."""
+    mode = {"delay_ms": delay_ms, "stall": False, "fail": False}
     counter = {"queries": 0}
     stalled = asyncio.Event()
 
@@ -39,6 +40,8 @@ def participant_app(name: str, delay_ms: float) -> web.Application:
             await stalled.wait()
         if mode["delay_ms"]:
             await asyncio.sleep(float(mode["delay_ms"]) / 1000)
+        if mode["fail"]:
+            return web.json_response({"title": "failing on purpose"}, status=503)
         body = {
             "workflow_id": request.match_info["workflow_id"],
             "state": STATES[name],

@@ -47,6 +47,7 @@ from participants import (
     open_choreography,
 )
 
+from ._replicas import Replicas, valkey_server
 from ._trace import Recorder, tree
 from ._tracker import Tally, Tracker, total
 from ._view import PARTICIPANTS, RECENT_ORDERS, plain_line, screen
@@ -83,6 +84,7 @@ class Options:
     outage: Literal["dark", "crash"] = "dark"  # crash: SIGKILL the process, start it again
     trace: str | None = None  # an order whose spans to print as a tree at the end
     trace_dir: Path | None = None  # where participant processes write their spans
+    replicas: int = 1  # gateway processes; more than one share parts through Valkey
 
     @property
     def stuck_after(self) -> float:
@@ -121,6 +123,8 @@ class Summary:
     cache_misses: int
     coalesced: int
     outages: int
+    replicas: int = 1
+    shared_hits: int = 0  # parts read from the shared store (the demo's own gateway's)
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -148,6 +152,11 @@ class Summary:
             f"({self.cache_hits} hits, {self.cache_misses} upstream calls)",
             f"  coalesced calls: {self.coalesced}",
             f"  outages staged: {self.outages}",
+            *(
+                [f"  parts another gateway process fetched, read from Valkey: {self.shared_hits}"]
+                if self.replicas > 1
+                else []
+            ),
         ]
 
 
@@ -166,6 +175,8 @@ class Demo:
         self.outages = 0
         self.faults: Counter[str] = Counter()  # staged faults that happened, by kind
         self.stop = asyncio.Event()
+        self.gateway_urls: list[str] = []  # the batch reads go round them
+        self.refreshes = 0
 
     def _say(self, line: str) -> None:
         if not self.live:
@@ -187,7 +198,15 @@ class Demo:
             nats_url=o.nats_url,
             trace_dir=o.trace_dir,
         )
-        async with open_choreography(config) as run:
+        async with contextlib.AsyncExitStack() as stack:
+            run: Run = open_choreography(config)
+            await stack.enter_async_context(run)
+            cache: dict[str, object] = {"ttl_ms": TTL_MS}
+            if o.replicas > 1:
+                storage = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="valkey-")))
+                backend = stack.enter_context(valkey_server(storage))
+                cache |= {"backend": backend, "prefix": "demo"}
+                self._say(f"valkey {backend}: parts shared by {o.replicas} gateway processes")
             stuck_ms = round(o.stuck_after * 1000)
             settings = Settings.model_validate(
                 {
@@ -200,7 +219,7 @@ class Demo:
                         }
                         for name, url in run.urls.items()
                     },
-                    "cache": {"ttl_ms": TTL_MS},
+                    "cache": cache,
                     # Seconds, not minutes: a stuck order shows while the demo runs.
                     "anomalies": {"after_ms": dict.fromkeys(DURATION_CODES, stuck_ms)},
                     "gateway": {"host": o.host, "port": o.gateway_port, "ui": True},
@@ -209,11 +228,16 @@ class Demo:
             app = create_app(settings)
             app.router.add_get(ORDERS_PATH, self._recent_orders)
             runner = await listen(app, o.host, o.gateway_port, "the gateway")
-            try:
-                url = f"http://{o.host}:{runner.addresses[0][1]}"
-                return await self._drive(run, url, app[GATEWAY].aggregator)
-            finally:
-                await runner.cleanup()
+            stack.push_async_callback(runner.cleanup)
+            url = f"http://{o.host}:{runner.addresses[0][1]}"
+            self.gateway_urls = [url]
+            if o.replicas > 1:
+                replicas = Replicas(settings, o.host, o.replicas - 1)
+                await stack.enter_async_context(replicas)
+                self.gateway_urls += replicas.urls
+                for other in replicas.urls:
+                    self._say(f"gateway replica {other} (another process)")
+            return await self._drive(run, url, app[GATEWAY].aggregator)
 
     async def _recent_orders(self, _: web.Request) -> web.StreamResponse:
         """The ids the operator page lists as orders in flight."""
@@ -278,6 +302,11 @@ class Demo:
             f"  anomalies: staged {v.staged} missed {v.missed} false {v.false}"
             f" (pending {v.pending}, unconfirmed {v.unconfirmed})"
             f"  |  cache hits {summary.cache_hit_ratio:.0%}  coalesced {summary.coalesced}"
+            + (
+                f"  |  {summary.replicas} gateways, shared hits {summary.shared_hits}"
+                if summary.replicas > 1
+                else ""
+            )
         )
 
     def _screen(self, gateway_url: str, aggregator: StatusAggregator) -> RenderableType:
@@ -300,6 +329,8 @@ class Demo:
             cache_misses=sum(s.fetches for s in stats),
             coalesced=sum(s.coalesced for s in stats),
             outages=self.outages,
+            replicas=self.options.replicas,
+            shared_hits=sum(s.shared_hits for s in stats),
         )
 
     async def _place(self, run: Run) -> None:
@@ -377,9 +408,11 @@ class Demo:
         ids = self.tracker.pending(recent=RECENT_ORDERS)
         if not ids:
             return
-        async with client.post(
-            f"{gateway_url}/workflows/status:batch", json={"ids": ids}
-        ) as response:
+        # With replicas, each read goes to the next gateway process in turn.
+        urls = self.gateway_urls or [gateway_url]
+        self.refreshes += 1
+        through = urls[self.refreshes % len(urls)]
+        async with client.post(f"{through}/workflows/status:batch", json={"ids": ids}) as response:
             answer = BatchResponse.model_validate_json(await response.read())
         now = time.monotonic()
         for entry in answer.results:
@@ -461,6 +494,14 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="keep the participants' SQLite files and the JetStream storage here",
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=defaults.replicas,
+        metavar="N",
+        help="run the gateway as N processes sharing parts through a Valkey server the"
+        " demo starts; the view reads through each in turn (default: %(default)s)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
     return parser
 
@@ -473,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, name) <= 0:
             print(f"{PROG}: --{name.replace('_', '-')} must be positive", file=sys.stderr)
             return 2
+    if args.replicas < 1:
+        print(f"{PROG}: --replicas must be at least 1", file=sys.stderr)
+        return 2
     if args.duration is not None and args.duration <= 0:
         print(f"{PROG}: --duration must be positive", file=sys.stderr)
         return 2

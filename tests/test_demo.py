@@ -189,3 +189,25 @@ def test_trace_refuses_an_id_the_demo_never_places() -> None:
         "status-aggregator demo: --trace takes the id of an order the demo places,"
         " like order-0001, not 'bad id/..'\n"
     )
+
+
+def test_replicas_share_parts_through_a_valkey_the_demo_starts() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "demo", *FAST, "--replicas", "2", "--bus", "memory",
+         "--plain"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(r"^valkey valkey://127\.0\.0\.1:\d+/0: parts shared by 2 gateway", out, re.M)
+    assert re.search(r"^gateway replica http://127\.0\.0\.1:\d+ \(another process\)$", out, re.M)
+    # The view reads through each gateway in turn: the demo's own gateway serves
+    # parts the replica fetched.
+    shared = re.search(
+        r"^  parts another gateway process fetched, read from Valkey: (\d+)$", out, re.M
+    )
+    assert shared is not None and int(shared.group(1)) > 0

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from aggregator._settings import CacheSettings
-from aggregator._shared_store import SharedStore, StoreUnavailable, shown_url
+from aggregator._shared_store import (
+    FRESH,
+    MINE,
+    THEIRS,
+    SharedStore,
+    StoreUnavailable,
+    shown_url,
+)
 
 
 def settings(**cache: Any) -> CacheSettings:
@@ -19,31 +27,46 @@ async def test_a_lower_version_is_not_kept_and_the_held_one_is_returned(
 ) -> None:
     async with SharedStore(settings(**valkey_cache)) as store:
         part, lease = store.keys("tenant-a", "payment", "o:1")
-        assert await store.keep(part, lease, b"5|[]|{}", 5, 60_000, "") is None
-        assert await store.keep(part, lease, b"3|[]|{}", 3, 60_000, "") == b"5|[]|{}"
-        assert await store.keep(part, lease, b'5|[]|{"again": 1}', 5, 60_000, "") is None
-        assert await store.keep(part, lease, b"-1|[]|", -1, 60_000, "") is None  # not found
-        assert await store.read(part, lease) == (b"-1|[]|", False)
+        assert await store.keep(part, lease, b"5|0|[]|{}", 5, b"") == [None]
+        assert await store.keep(part, lease, b"3|0|[]|{}", 3, b"") == [b"5|0|[]|{}"]
+        assert await store.keep(part, lease, b"5|0|[]|{}", 5, b"") == [None]
+        assert await store.keep(part, lease, b"-1|0|[]|", -1, b"") == [None]  # not found
+        assert await store.take(part, lease, 0.0, b"mine") == (b"-1|0|[]|", MINE)
 
 
-async def test_a_lease_is_taken_once_and_let_go_only_by_its_holder(
+async def test_a_fresh_part_is_read_without_a_lease_and_a_lease_is_taken_once(
     valkey_cache: dict[str, Any],
 ) -> None:
     async with SharedStore(settings(**valkey_cache)) as store:
         part, lease = store.keys("", "payment", "o-1")
-        assert await store.lease(lease, "mine", 60_000)
-        assert not await store.lease(lease, "theirs", 60_000)
-        await store.release(lease, "theirs")
-        assert (await store.read(part, lease))[1]
-        await store.keep(part, lease, b"1|[]|{}", 1, 60_000, "mine")  # kept, and let go
-        assert await store.read(part, lease) == (b"1|[]|{}", False)
+        assert await store.take(part, lease, 100.0, b"mine") == (None, MINE)
+        assert await store.take(part, lease, 100.0, b"theirs") == (None, THEIRS)
+        await store.release(lease, b"theirs")  # not theirs to let go
+        assert (await store.take(part, lease, 100.0, b"theirs"))[1] == THEIRS
+        # Kept (fresh until 102 s), and the lease let go with it.
+        assert await store.keep(part, lease, b"1|102000|[]|{}", 1, b"mine") == [None]
+        assert await store.take(part, lease, 101.9, b"next") == (b"1|102000|[]|{}", FRESH)
+        assert await store.take(part, lease, 102.0, b"next") == (b"1|102000|[]|{}", MINE)
+
+
+async def test_what_one_turn_of_the_loop_asks_goes_as_one_call(
+    valkey_cache: dict[str, Any],
+) -> None:
+    async with SharedStore(settings(**valkey_cache)) as store:
+        before = store.operations
+        pairs = [store.keys("", "payment", f"o-{n}") for n in range(300)]
+        taken = await asyncio.gather(
+            *(store.take(part, lease, 0.0, b"t%d" % n) for n, (part, lease) in enumerate(pairs))
+        )
+        assert taken == [(None, MINE)] * 300
+        assert store.operations - before == 3  # 128 + 128 + 44 pairs
 
 
 def test_keys_hold_the_scope_participant_and_id_in_one_slot() -> None:
     store = SharedStore(settings(backend="valkey://127.0.0.1:1/0", prefix="sa"))
     assert store.keys("t:1", "pay ment", "o:1") == (
-        "sa:{t%3A1:pay%20ment:o:1}:part",
-        "sa:{t%3A1:pay%20ment:o:1}:lease",
+        b"sa:{t%3A1:pay%20ment:o:1}:part",
+        b"sa:{t%3A1:pay%20ment:o:1}:lease",
     )
 
 
@@ -55,12 +78,12 @@ async def test_a_failing_store_is_left_alone_then_tried_again(closed_port: int) 
         assert not store.available and store.problem is not None  # failed at start
         tried = store.operations
         with pytest.raises(StoreUnavailable):
-            await store.read(part, lease)
+            await store.take(part, lease, 0.0, b"mine")
         assert store.operations == tried  # left alone: not even tried
         now[0] = 1.0
         assert store.available
         with pytest.raises(StoreUnavailable):
-            await store.read(part, lease)
+            await store.take(part, lease, 0.0, b"mine")
         assert store.operations == tried + 1
 
 
@@ -97,4 +120,4 @@ def test_the_password_comes_from_the_environment_and_is_never_shown() -> None:
     assert loaded.cache.password.get_secret_value() == "hunter2-but-longer"
     assert "hunter2" not in repr(loaded) and "hunter2" not in str(loaded.model_dump())
     with pytest.raises(ConfigError, match=r"cache\.password: give it in the environment"):
-        Settings.from_toml(text.replace("/0\"\n", '/0"\npassword = "x"\n', 1))
+        Settings.from_toml(text.replace('/0"\n', '/0"\npassword = "x"\n', 1))
