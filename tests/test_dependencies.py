@@ -34,9 +34,9 @@ def floors() -> dict[str, tuple[int, ...]]:
     ]
     found = {}
     for requirement in requirements:
-        match = re.match(r"([A-Za-z0-9_.-]+)>=([\d.]+)", requirement)
+        match = re.match(r"([A-Za-z0-9_.-]+)(\[[\w,]+\])?>=([\d.]+)", requirement)
         assert match is not None, f"{requirement!r} has no >= floor"
-        found[match.group(1).lower()] = tuple(int(part) for part in match.group(2).split("."))
+        found[match.group(1).lower()] = tuple(int(part) for part in match.group(3).split("."))
     return found
 
 

@@ -95,6 +95,19 @@ async def test_a_hot_workflow_costs_one_call_per_participant_across_processes(
     config = configured(tmp_path, participants, cache)
     async with gateways(config, 4) as urls:
         statuses = await ask_all(urls, "hot-1", 1_000)
+        if backend == "valkey":  # the others served what one fetched, or waited for it
+            shared = 0.0
+            async with aiohttp.ClientSession() as client:
+                for url in urls:
+                    async with client.get(f"{url}/metrics") as got:
+                        text = await got.text()
+                    shared += sum(
+                        float(line.rsplit(" ", 1)[1])
+                        for line in text.splitlines()
+                        if line.startswith(("aggregator_participant_shared_hits_total{",
+                                            "aggregator_participant_lease_waits_total{"))
+                    )  # fmt: skip
+            assert shared > 0
     assert statuses == [200] * 1_000
     for name in ("payment", "inventory", "shipping"):
         assert len(participants.requests_to(name)) == calls, name
@@ -119,6 +132,8 @@ async def test_a_store_stopped_under_load_never_fails_a_status(
             async with aiohttp.ClientSession() as client, client.get(f"{urls[0]}/readyz") as got:
                 store = (await got.json())["store"]
             assert store["shared"] is False and store["problem"]
+            async with aiohttp.ClientSession() as client, client.get(f"{urls[0]}/metrics") as got:
+                assert "aggregator_shared_store_unavailable 1.0" in await got.text()
             server.start()
             # Back: each process finds it again (it asks every retry_ms), and shares again.
             async with aiohttp.ClientSession() as client:
