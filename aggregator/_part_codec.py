@@ -46,12 +46,16 @@ def encode(part: Part, fresh_until: float) -> bytes:
     """A kept part (ok or not found, fetched, storable), fresh until ``fresh_until``
     (epoch seconds), as bytes."""
     said = part.directives
-    meta = json.dumps(
-        [part.outcome.value, part.fetched_at, said.must_revalidate, said.max_age],
-        separators=(",", ":"),
+    # By hand, as json.dumps would write it (outcome values are plain words): this is
+    # on every miss's path.
+    meta = b'["%s",%r,%s,%s]' % (
+        part.outcome.value.encode(),
+        part.fetched_at,
+        b"true" if said.must_revalidate else b"false",
+        b"null" if said.max_age is None else repr(float(said.max_age)).encode(),
     )
     view = b"" if part.view is None else part.view.model_dump_json().encode()
-    return b"%d|%d|%s|%s" % (version_of(part), int(fresh_until * 1000), meta.encode(), view)
+    return b"%d|%d|%s|%s" % (version_of(part), int(fresh_until * 1000), meta, view)
 
 
 def decode(data: bytes, model: type[ParticipantView]) -> Part:

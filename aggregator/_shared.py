@@ -34,7 +34,7 @@ from contracts import ParticipantView, Source
 
 from ._cache import PartCache
 from ._part import Part
-from ._part_codec import Undecodable, decode, encode, version_of
+from ._part_codec import Undecodable, decode, encode
 from ._shared_store import MINE, THEIRS, SharedStore, StoreUnavailable
 from ._stage import Ask, ParticipantStats, Stage
 
@@ -186,9 +186,7 @@ class SharedParts:
         try:
             if part.source is Source.LIVE and self._local.keeps(part):
                 fresh_until = (part.fetched_at or 0.0) + self._local.lifetime(part)
-                kept = self._store.keep(
-                    part_key, lease_key, encode(part, fresh_until), version_of(part), token
-                )
+                kept = self._store.keep(part_key, lease_key, encode(part, fresh_until), token)
                 kept.add_done_callback(partial(self._kept, ask))
             elif token:
                 await self._release(lease_key, token)

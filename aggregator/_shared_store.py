@@ -64,14 +64,14 @@ end
 return out
 """
 FRESH, MINE, THEIRS = 0, 1, 2
-# KEYS: part, lease ... ARGV: px, then per pair the data, its version (-1: none)
-# and the lease's token ("": none). Keeps each part unless a higher version is
-# held, and lets go of the lease; returns per pair the part held instead, or nil.
+# KEYS: part, lease ... ARGV: px, then per pair the data (its version first, -1:
+# none) and the lease's token ("": none). Keeps each part unless a higher version
+# is held, and lets go of the lease; returns per pair the part held instead, or nil.
 KEEP = """
 local out = {}
 for i = 1, #KEYS, 2 do
-  local at = 2 + (i - 1) / 2 * 3
-  local data, version, token = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+  local data, token = ARGV[i + 1], ARGV[i + 2]
+  local version = tonumber(string.match(data, '^(%-?%d+)|'))
   local held = redis.call('GET', KEYS[i])
   local shown = false
   if held and version >= 0 then
@@ -125,6 +125,7 @@ class SharedStore:
         self._batches: dict[str, _Batch] = {}
         self._process = secrets.token_hex(8).encode()  # this store's tokens' prefix
         self._tokens = 0
+        self._slots: dict[tuple[str, str], bytes] = {}
         self._sending: set[asyncio.Task[None]] = set()
         # Imported here: an aggregator with the memory backend never loads the client.
         from valkey.asyncio import Valkey
@@ -173,8 +174,13 @@ class SharedStore:
 
     def keys(self, scope: str, participant: str, workflow_id: str) -> tuple[bytes, bytes]:
         """The part's key and its lease's (bytes: sent as they are)."""
-        slot = f"{self._prefix}:{{{quote(scope, safe='')}:{quote(participant, safe='')}:"
-        return f"{slot}{workflow_id}}}:part".encode(), f"{slot}{workflow_id}}}:lease".encode()
+        slot = self._slots.get((scope, participant))
+        if slot is None:  # a few per participant: one per scope
+            slot = self._slots[(scope, participant)] = (
+                f"{self._prefix}:{{{quote(scope, safe='')}:{quote(participant, safe='')}:".encode()
+            )
+        key = slot + workflow_id.encode()
+        return key + b"}:part", key + b"}:lease"
 
     def token(self) -> bytes:
         """A lease token no other caller, in this process or another, has."""
@@ -192,15 +198,14 @@ class SharedStore:
         return (held if isinstance(held, bytes) else None), int(state)
 
     def keep(
-        self, part_key: bytes, lease_key: bytes, data: bytes, version: int, token: bytes
+        self, part_key: bytes, lease_key: bytes, data: bytes, token: bytes
     ) -> asyncio.Future[list[Any]]:
-        """Keep a part for ``keep_ms`` unless a higher version is held, and let go of
-        the lease ``token`` holds: the future of ``[the part held instead, or None]``.
+        """Keep a part (``_part_codec``'s bytes) for ``keep_ms`` unless a higher
+        version is held, and let go of the lease ``token`` holds: the future of
+        ``[the part held instead, or None]``.
         Sent with the other keeps of this turn of the event loop; StoreUnavailable at
         once when the store is left alone."""
-        return self._enqueue(
-            "keep", (self._keep_ms,), [part_key, lease_key], [data, version, token]
-        )
+        return self._enqueue("keep", (self._keep_ms,), [part_key, lease_key], [data, token])
 
     async def _batched(
         self, kind: str, head: tuple[Any, ...], keys: list[bytes], args: list[Any]

@@ -27,10 +27,10 @@ async def test_a_lower_version_is_not_kept_and_the_held_one_is_returned(
 ) -> None:
     async with SharedStore(settings(**valkey_cache)) as store:
         part, lease = store.keys("tenant-a", "payment", "o:1")
-        assert await store.keep(part, lease, b"5|0|[]|{}", 5, b"") == [None]
-        assert await store.keep(part, lease, b"3|0|[]|{}", 3, b"") == [b"5|0|[]|{}"]
-        assert await store.keep(part, lease, b"5|0|[]|{}", 5, b"") == [None]
-        assert await store.keep(part, lease, b"-1|0|[]|", -1, b"") == [None]  # not found
+        assert await store.keep(part, lease, b"5|0|[]|{}", b"") == [None]
+        assert await store.keep(part, lease, b"3|0|[]|{}", b"") == [b"5|0|[]|{}"]
+        assert await store.keep(part, lease, b"5|0|[]|{}", b"") == [None]
+        assert await store.keep(part, lease, b"-1|0|[]|", b"") == [None]  # not found
         assert await store.take(part, lease, 0.0, b"mine") == (b"-1|0|[]|", MINE)
 
 
@@ -44,7 +44,7 @@ async def test_a_fresh_part_is_read_without_a_lease_and_a_lease_is_taken_once(
         await store.release(lease, b"theirs")  # not theirs to let go
         assert (await store.take(part, lease, 100.0, b"theirs"))[1] == THEIRS
         # Kept (fresh until 102 s), and the lease let go with it.
-        assert await store.keep(part, lease, b"1|102000|[]|{}", 1, b"mine") == [None]
+        assert await store.keep(part, lease, b"1|102000|[]|{}", b"mine") == [None]
         assert await store.take(part, lease, 101.9, b"next") == (b"1|102000|[]|{}", FRESH)
         assert await store.take(part, lease, 102.0, b"next") == (b"1|102000|[]|{}", MINE)
 
