@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from contracts import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, validation_problems
+from contracts._views import PLACEHOLDER
 
 from ._errors import ConfigError
 from ._ids import DEFAULT_ID_PATTERN, IdPolicy
@@ -36,7 +37,6 @@ from ._rules import (
     when,
 )
 
-PLACEHOLDER = "{workflow_id}"
 ENV_PREFIX = "STATUS_AGGREGATOR_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"  # names the file; not a setting
 # Kubernetes' service links for a Service named status-aggregator: _SERVICE_HOST,
