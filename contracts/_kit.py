@@ -52,6 +52,7 @@ TRACE_HEADERS = {
     "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     "X-Tenant-ID": "contract-kit-tenant",
 }
+SERVER_ERROR = ": the hook failed on your service's side; its log says why"
 # What a hook's refusal most likely means, said with it.
 HOOK_HINTS = {
     404: ": is --state-hook the hook's own URL? The kit POSTs JSON to exactly that URL",
@@ -243,8 +244,9 @@ def _read_record(
     if reply.status == 404:
         if ":" in workflow_id:
             hint = (
-                "the id's ':' arrives percent-encoded as %3A:"
-                " decode the path segment before you look the id up"
+                "the id's ':' arrives percent-encoded as %3A: decode the path segment"
+                f" before you look the id up (unless, as other cases may show,"
+                f" {set_up_by or 'the state was set up'} but the record is not served)"
             )
         else:
             hint = f"{set_up_by or 'the state was set up'} but the record is not served"
@@ -261,8 +263,12 @@ def _read_record(
     if encoding is not None:
         reasons.append(f"content-encoding {encoding!r}: the aggregator asks for identity")
     content_type = reply.headers.get("content-type", "")
-    if not is_json(content_type):
-        reasons.append(f"content type {content_type or 'missing'!r} is not application/json")
+    if not content_type:
+        reasons.append("no Content-Type header: send application/json")
+    elif not is_json(content_type):
+        reasons.append(f"content type {content_type!r} is not application/json")
+    if encoding is not None:
+        return None, reasons  # whatever it holds, the aggregator would not read it
     try:
         document = json.loads(reply.body)
     except (ValueError, RecursionError):  # RecursionError: nested too deep to read
@@ -379,7 +385,7 @@ class Verifier:
         except HttpError as exc:
             return f"state hook {self.state_hook} unreachable: {exc}", ""
         if not 200 <= reply.status < 300:
-            hint = HOOK_HINTS.get(reply.status, "")
+            hint = HOOK_HINTS.get(reply.status, SERVER_ERROR if reply.status >= 500 else "")
             return f"state hook answered HTTP {reply.status} for {payload}{hint}", ""
         return None, f"the state hook answered {reply.status}"
 

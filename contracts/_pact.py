@@ -6,15 +6,15 @@ provider ``payment``, one interaction per state of the participant (its
 provider state's parameters are the kit's state hook body: participant, state
 and workflow id) and one for a workflow the provider never saw (a 404). Each
 answer's body holds the fields the contract requires, with matching rules from
-the model: the id by equality, the state by a regular expression of the states,
-integers by type, patterns as they are, date-times by an RFC 3339 expression.
+the model: the id and the state (each interaction's own) by equality, integers
+by type (not their sign: the kit checks that), patterns as they are, date-times
+by an RFC 3339 expression; the content type as any JSON media type.
 Fields a reader ignores are never expected.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,9 @@ from ._stub import example
 from ._views import PLACEHOLDER, RFC3339, Contract, ParticipantView
 
 CONSUMER = "status-aggregator"
+# What the aggregator reads as JSON (contracts._media): application/json or a +json
+# type, any parameters, in any case.
+JSON_MEDIA_TYPE = r"(?i)^application/(json|[^;\s]*\+json)\s*(;.*)?$"
 EXAMPLE_TIME = datetime(2026, 1, 1, 10, tzinfo=UTC)  # the same file at every run
 # The contract's own form (contracts._views), anchored, its named group plain.
 RFC_3339 = "^" + RFC3339.pattern.replace("(?P<second>", "(") + "$"
@@ -39,11 +42,8 @@ def _rules(model: type[ParticipantView]) -> dict[str, dict[str, Any]]:
     rules: dict[str, dict[str, Any]] = {}
     for name in schema.get("required", []):
         field: dict[str, Any] = schema["properties"][name]
-        if name == "workflow_id":
+        if name in ("workflow_id", "state"):  # each interaction's own: exactly
             rules[f"$.{name}"] = _rule(match="equality")
-        elif name == "state":
-            states = "|".join(map(re.escape, model.states()))
-            rules[f"$.{name}"] = _rule(match="regex", regex=f"^({states})$")
         elif field.get("format") == "date-time":
             rules[f"$.{name}"] = _rule(match="regex", regex=RFC_3339)
         elif "pattern" in field:
@@ -86,9 +86,7 @@ def pact(contract: Contract) -> dict[str, Any]:
                     "body": {"content": body, "contentType": "application/json", "encoded": False},
                     "matchingRules": {
                         "body": rules,
-                        "header": {
-                            "Content-Type": _rule(match="regex", regex=r"^application/json\b.*")
-                        },
+                        "header": {"Content-Type": _rule(match="regex", regex=JSON_MEDIA_TYPE)},
                     },
                 },
             }

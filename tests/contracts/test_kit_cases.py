@@ -8,6 +8,8 @@ import json
 import sys
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from contracts import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS, PaymentView
 from contracts._http import Reply
@@ -100,8 +102,9 @@ async def test_a_404_on_the_punctuation_id_shows_the_url_and_says_decode() -> No
     assert reason.startswith(f"expected HTTP 200, got HTTP 404 for GET {url}/payments/")
     assert "contract.dots_under%3Acolons-dashes-pending-" in reason
     assert reason.endswith(
-        "the id's ':' arrives percent-encoded as %3A:"
-        " decode the path segment before you look the id up"
+        "the id's ':' arrives percent-encoded as %3A: decode the path segment before you"
+        " look the id up (unless, as other cases may show, the state hook answered 201"
+        " but the record is not served)"
     )
 
 
@@ -207,3 +210,45 @@ def test_updated_at_is_rfc_3339_with_an_offset(updated_at: object, valid: bool) 
         f' such as "2026-01-01T10:00:00Z" (got {json.dumps(updated_at)})'
     )
     assert check_reply(reply, PaymentView, case, "order-1") == ([] if valid else [refused])
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "said"),
+    [
+        ({}, b"{}", "no Content-Type header: send application/json"),
+        (
+            {"content-type": "application/json", "content-encoding": "gzip"},
+            b"\x1f\x8b\x08\x00binary",
+            "content-encoding 'gzip': the aggregator asks for identity",
+        ),
+    ],
+    ids=["no-content-type", "gzip"],
+)
+def test_a_reply_it_cannot_read_is_said_once_and_plainly(
+    headers: dict[str, str], body: bytes, said: str
+) -> None:
+    case = cases_for("payment")[1]
+    reasons = check_reply(Reply(200, headers, body), PaymentView, case, "order-1")
+    assert reasons[0] == said
+    if "content-encoding" in headers:  # nothing more: the body is never read
+        assert reasons == [said]
+
+
+async def test_a_hook_failing_on_its_side_says_where_to_look() -> None:
+    async def failing(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/_contract/state", failing)
+    server = TestServer(app)
+    await server.start_server(access_log=None)
+    try:
+        url = str(server.make_url("")).rstrip("/")
+        result = await Verifier("payment", url, state_hook=f"{url}/_contract/state").run_case(
+            cases_for("payment")[1]
+        )
+    finally:
+        await server.close()
+    [reason] = result.reasons
+    assert reason.startswith("state hook answered HTTP 500 for {")
+    assert reason.endswith(": the hook failed on your service's side; its log says why")

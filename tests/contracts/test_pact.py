@@ -70,8 +70,14 @@ def test_the_pact_file_names_both_sides_and_every_state(tmp_path: Path) -> None:
     ]
     assert described == ["pending", "authorized", "captured", "failed", "refunded", None]
     rules = written["interactions"][0]["response"]["matchingRules"]["body"]
-    assert rules["$.state"]["matchers"] == [
-        {"match": "regex", "regex": "^(pending|authorized|captured|failed|refunded)$"}
+    # Each interaction expects its own state exactly: a provider answering one state
+    # for all would fail four of them.
+    assert rules["$.state"]["matchers"] == [{"match": "equality"}]
+    bodies = [i["response"].get("body", {}).get("content", {}) for i in written["interactions"]]
+    assert [body.get("state") for body in bodies] == described
+    header = written["interactions"][0]["response"]["matchingRules"]["header"]
+    assert header["Content-Type"]["matchers"] == [
+        {"match": "regex", "regex": r"(?i)^application/(json|[^;\s]*\+json)\s*(;.*)?$"}
     ]
     assert rules["$.version"]["matchers"] == [{"match": "integer"}]
     assert rules["$.currency"]["matchers"] == [{"match": "regex", "regex": "^[A-Z]{3}$"}]
