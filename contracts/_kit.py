@@ -52,13 +52,15 @@ TRACE_HEADERS = {
     "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     "X-Tenant-ID": "contract-kit-tenant",
 }
+REDIRECT = ": the aggregator never follows redirects, so answer at this URL itself"
 SERVER_ERROR = ": the hook failed on your service's side; its log says why"
 # What a hook's refusal most likely means, said with it.
 HOOK_HINTS = {
     404: ": is --state-hook the hook's own URL? The kit POSTs JSON to exactly that URL",
     405: ": the hook must take POST, with the JSON body shown",
     409: ": the hook must accept an id it has set up before, in another state or the same"
-    " (version:increases sets one id up twice)",
+    " (the kit sets some ids up twice: request-headers in the same state,"
+    " version:increases in another)",
 }
 LATENCY_REQUESTS = 30
 LATENCY_CONCURRENCY = 5
@@ -234,6 +236,7 @@ def _read_record(
             return None, []
         return None, [
             f"expected HTTP 404 for a workflow the provider never saw, got HTTP {reply.status}"
+            + (REDIRECT if 300 <= reply.status < 400 else "")
         ]
     if 300 <= reply.status < 400:
         location = reply.headers.get("location")
@@ -480,7 +483,11 @@ class Verifier:
         wrong = sorted({status for status in statuses if status != 200})
         if wrong:
             shown = ", ".join(f"HTTP {status}" for status in wrong)
-            reasons.append(f"expected HTTP 200 to every request, got {shown}")
+            redirected = any(300 <= status < 400 for status in wrong)
+            reasons.append(
+                f"expected HTTP 200 to every request of GET {url}, got {shown}"
+                + (REDIRECT if redirected else "")
+            )
         return reasons
 
     async def run_case(self, case: Case) -> Result:

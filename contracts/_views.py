@@ -222,7 +222,7 @@ class Contract:
         model = view_of(participant, states)
         path = path or QUERY_PATHS.get(participant)
         if path is None:
-            raise ValueError(f"{participant}: a declared participant needs its query path")
+            raise ValueError(f"{participant}: a declared participant needs its query path (--path)")
         if (
             path.count(PLACEHOLDER) != 1
             or not path.startswith("/")

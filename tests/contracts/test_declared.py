@@ -142,7 +142,7 @@ def test_the_command_verifies_a_declared_participant(
         ),
         (
             ["verify", "flight", "--states", "a,b", "--base-url", "http://x", "--stateless-only"],
-            "flight: a declared participant needs its query path",
+            "flight: a declared participant needs its query path (--path)",
         ),
         (
             ["stub", "flight", "--states", "a,b", "--path", "/flights"],
