@@ -353,12 +353,20 @@ def init(path: Path, *, force: bool) -> int:
 # --- check-config ------------------------------------------------------------------
 
 
+def _store(settings: Settings) -> str:
+    from ._shared_store import shown_url  # no client loaded: the URL only
+
+    cache = settings.cache
+    return shown_url(cache.backend) if cache.shared else "memory"
+
+
 def check_config(path: Path) -> int:
     settings = load_settings(path)
     definition = settings.definition()
     print(
         f"{path}: ok (workflow {definition.name}; participants "
-        f"{', '.join(definition.by_name)}; gateway {settings.gateway.host}:{settings.gateway.port})"
+        f"{', '.join(definition.by_name)}; gateway {settings.gateway.host}:{settings.gateway.port};"
+        f" parts kept in {_store(settings)})"
     )
     return 0
 

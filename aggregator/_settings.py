@@ -121,21 +121,37 @@ class CacheSettings(_Settings):
     def _check_backend(cls, backend: str) -> str:
         if backend == "memory":
             return backend
+        # The value is never repeated in a message: it may hold a credential.
         url = urlsplit(backend)
         if url.scheme not in SHARED_SCHEMES or not url.hostname:
             raise ValueError(
-                f'{backend!r} is neither "memory" nor a URL such as "valkey://127.0.0.1:6379/0"'
+                'neither "memory" nor a URL such as "valkey://127.0.0.1:6379/0"'
                 f" ({', '.join(s + '://' for s in SHARED_SCHEMES)})"
             )
         if url.password is not None:
             raise ValueError(
                 "holds a password: give it in STATUS_AGGREGATOR_CACHE__PASSWORD instead"
             )
+        if url.query or url.fragment:
+            raise ValueError(
+                "takes no query or fragment: a password goes in"
+                " STATUS_AGGREGATOR_CACHE__PASSWORD, other options are settings"
+            )
+        if not re.fullmatch(r"(/\d{1,5})?/?", url.path):
+            raise ValueError("its path is the database number, such as /0")
         try:
             url.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError as exc:
-            raise ValueError(f"{backend!r}: {exc}") from None
+        except ValueError:
+            raise ValueError("its port must be a number from 0 to 65535") from None
         return backend
+
+    @model_validator(mode="after")
+    def _password_for_a_store(self) -> Self:
+        if self.password is not None and not self.shared:
+            raise ValueError(
+                "password is set, but backend is memory: there is no store to give it to"
+            )
+        return self
 
     @property
     def shared(self) -> bool:
@@ -502,6 +518,7 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 def _first_problem(exc: ValidationError) -> str:
     # A credential (a key of gateway.auth.keys) is never printed.
-    first, *rest = validation_problems(exc, secret_under=[("gateway", "auth", "keys")], whole="")
+    secrets = [("gateway", "auth", "keys"), ("cache", "backend"), ("cache", "password")]
+    first, *rest = validation_problems(exc, secret_under=secrets, whole="")
     more = len(rest)
     return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
@@ -264,7 +265,7 @@ class SharedStore:
             self._failed(exc)
             raise StoreUnavailable(self.problem) from None
         if self.problem is not None:
-            log.warning("shared store %s: back, parts are shared again", self.url)
+            log.info("shared store %s: back, parts are shared again", self.url)
             self.problem = None
         return result
 
@@ -274,7 +275,7 @@ class SharedStore:
         problem = (
             f"no answer within {self._budget * 1000:.0f} ms"
             if isinstance(exc, TimeoutError)
-            else f"{type(exc).__name__}: {exc}"[:200]
+            else f"{type(exc).__name__}: {str(exc).rstrip('.')}"[:200]
         )
         if self.problem is None:
             log.warning(
@@ -284,7 +285,10 @@ class SharedStore:
             )
         self.problem = problem
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().create_task(self._until_back())
+            # Its own context: not the request's that happened to find the store down.
+            self._probe = asyncio.get_running_loop().create_task(
+                self._until_back(), context=contextvars.Context()
+            )
 
     async def _until_back(self) -> None:
         """While the store is unavailable: ask it every ``retry_ms``, so that it is

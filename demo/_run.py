@@ -142,6 +142,7 @@ class Summary:
         outcomes = ", ".join(f"{name} {count}" for name, count in sorted(self.outcomes.items()))
         faults = ", ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items()))
         v = self.verdicts
+        whose = " (the demo's own gateway)" if self.replicas > 1 else ""
         return [
             "summary",
             f"  orders placed: {self.orders}",
@@ -150,12 +151,15 @@ class Summary:
             f"  anomalies: staged {v.staged}, missed {v.missed}, false {v.false}"
             f" (pending {v.pending}, unconfirmed {v.unconfirmed})",
             *(f"    {code}: {tally.words()}" for code, tally in self.anomalies.items()),
-            f"  cache hit ratio: {self.cache_hit_ratio:.0%} "
-            f"({self.cache_hits} hits, {self.cache_misses} upstream calls)",
+            f"  cache hit ratio{whose}: {self.cache_hit_ratio:.0%}"
+            f" ({self.cache_hits} hits, {self.cache_misses} upstream calls)",
             f"  coalesced calls: {self.coalesced}",
             f"  outages staged: {self.outages}",
             *(
-                [f"  parts another gateway process fetched, read from Valkey: {self.shared_hits}"]
+                [
+                    "  parts the demo's own gateway read from Valkey, fetched by another"
+                    f" process: {self.shared_hits} (of its hits)"
+                ]
                 if self.replicas > 1
                 else []
             ),

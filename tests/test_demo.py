@@ -208,6 +208,8 @@ def test_replicas_share_parts_through_a_valkey_the_demo_starts() -> None:
     # The view reads through each gateway in turn: the demo's own gateway serves
     # parts the replica fetched.
     shared = re.search(
-        r"^  parts another gateway process fetched, read from Valkey: (\d+)$", out, re.M
+        r"^  parts the demo.s own gateway read from Valkey, fetched by another process: (\d+)",
+        out,
+        re.M,
     )
     assert shared is not None and int(shared.group(1)) > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -94,14 +95,29 @@ def test_the_url_shown_holds_no_credential() -> None:
 @pytest.mark.parametrize(
     ("backend", "said"),
     [
-        ("memcached://x", 'is neither "memory" nor a URL'),
-        ("valkey://:secret@x:6379/0", "give it in STATUS_AGGREGATOR_CACHE__PASSWORD"),
-        ("valkey://x:port/0", "Port could not be cast"),
+        ("memcached://u:hunter2@x", 'neither "memory" nor a URL'),
+        ("valkey//:hunter2@x:1/0", 'neither "memory" nor a URL'),
+        ("valkey://:hunter2@x:6379/0", "give it in STATUS_AGGREGATOR_CACHE__PASSWORD"),
+        ("valkey://x:6379/0?password=hunter2", "takes no query or fragment"),
+        ("valkey://x:6379/zz", "its path is the database number"),
+        ("valkey://x:99999/0", "its port must be a number from 0 to 65535"),
     ],
 )
-def test_a_bad_backend_is_refused(backend: str, said: str) -> None:
-    with pytest.raises(ValueError, match=said):
-        settings(backend=backend)
+def test_a_bad_backend_is_refused_without_repeating_it(backend: str, said: str) -> None:
+    from aggregator import ConfigError, Settings
+
+    text = f'[cache]\nbackend = "{backend}"\n' + PARTICIPANTS
+    with pytest.raises(ConfigError, match=re.escape(said)) as refused:
+        Settings.from_toml(text)
+    assert "hunter2" not in str(refused.value) and backend not in str(refused.value)
+
+
+def test_a_password_without_a_store_is_refused() -> None:
+    from aggregator import ConfigError, Settings
+
+    env = {"STATUS_AGGREGATOR_CACHE__PASSWORD": "hunter2-but-longer"}
+    with pytest.raises(ConfigError, match="password is set, but backend is memory"):
+        Settings.from_toml(PARTICIPANTS, env=env)
 
 
 PARTICIPANTS = "".join(
