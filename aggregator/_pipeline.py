@@ -19,6 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 
 from contracts import Source
 
@@ -63,18 +64,17 @@ class ParticipantPipeline:
         self.name = participant.name
         self.stats = ParticipantStats()
         loop = asyncio.get_running_loop()
-        options = {
-            "ttl": cache.ttl_ms / 1000,
-            "terminal_ttl": cache.terminal_ttl_ms / 1000,
-            "stale": cache.stale_ms / 1000,
-            "max_entries": cache.max_entries,
-            "terminal": participant.terminal,
-            "clock": clock,
-        }
-        self._cache = (
-            PartCache(**options)  # type: ignore[arg-type]
-            if shared is None
-            else LocalParts(hold=cache.local_ms / 1000, **options)
+        # With a shared store, the parts kept here are its in-process layer.
+        kept: Callable[..., PartCache] = (
+            PartCache if shared is None else partial(LocalParts, hold=cache.local_ms / 1000)
+        )
+        self._cache = kept(
+            ttl=cache.ttl_ms / 1000,
+            terminal_ttl=cache.terminal_ttl_ms / 1000,
+            stale=cache.stale_ms / 1000,
+            max_entries=cache.max_entries,
+            terminal=participant.terminal,
+            clock=clock,
         )
         protection = Protection(
             transport, settings, name=self.name, clock=clock, rng=rng, stats=self.stats, loop=loop

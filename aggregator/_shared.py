@@ -11,10 +11,10 @@ front): it serves a part another process fetched while it is fresh; otherwise it
 takes the part's lease and lets the call go on, or, when another process holds
 the lease, waits for that one's part to appear (short polls within the deadline)
 instead of calling too. The part a call brings is kept in the store unless a
-higher version is there already, which is then shown, stale, as a
-``version_regression``. The last good part read from the store is handed to the
-in-process layer, so that the next stage stands it in when the call fails, also
-in a process started after that part was fetched.
+higher version is there already. Every part read from the store is handed to the
+in-process layer, so that the next stage (``LastGood``) compares a live part's
+version with it, and stands it in when the call fails, also in a process started
+after that part was fetched.
 
 When the store fails, the process carries on alone: its in-process layer holds
 parts their whole lifetime, as the memory backend does, until the store answers
@@ -24,7 +24,7 @@ again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 from typing import Any
 
@@ -49,8 +49,25 @@ class LocalParts(PartCache):
 
     __slots__ = ("_held_at", "hold", "shared_hold")
 
-    def __init__(self, *, hold: float, **options: object) -> None:
-        super().__init__(**options)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        *,
+        hold: float,
+        ttl: float,
+        terminal_ttl: float,
+        stale: float,
+        max_entries: int,
+        terminal: frozenset[str],
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__(
+            ttl=ttl,
+            terminal_ttl=terminal_ttl,
+            stale=stale,
+            max_entries=max_entries,
+            terminal=terminal,
+            clock=clock,
+        )
         self.shared_hold = hold
         self.hold: float | None = hold
         self._held_at: LRUCache[Hashable, float] = LRUCache(self._parts.maxsize)
@@ -119,7 +136,7 @@ class SharedParts:
         part_key, lease_key = self._store.keys(scope, self._name, workflow_id)
         token = self._store.token()
         try:
-            raw, state = await self._take(ask, part_key, lease_key, token)
+            raw, state = await self._take(part_key, lease_key, token)
             held = self._held(ask, raw)
             if state == THEIRS:
                 self._stats.lease_waits += 1
@@ -139,7 +156,7 @@ class SharedParts:
         return await self._keep(ask, part, part_key, lease_key, token if state == MINE else b"")
 
     async def _take(
-        self, ask: Ask, part_key: bytes, lease_key: bytes, token: bytes
+        self, part_key: bytes, lease_key: bytes, token: bytes
     ) -> tuple[bytes | None, int]:
         return await self._store.take(part_key, lease_key, self._local.now(), token)
 
@@ -164,7 +181,7 @@ class SharedParts:
         raw, state = seen, THEIRS
         while loop.time() + delay < ask.deadline:
             await asyncio.sleep(delay)
-            raw, state = await self._take(ask, part_key, lease_key, token)
+            raw, state = await self._take(part_key, lease_key, token)
             if state != THEIRS:
                 break
             delay = min(delay * 2, LAST_POLL)

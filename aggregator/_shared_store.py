@@ -91,6 +91,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 MAX_BATCH = 128  # pairs of keys in one script call
+MAX_SLOTS = 4_096  # key prefixes kept, by scope and participant, before starting afresh
 
 
 class StoreUnavailable(Exception):
@@ -147,7 +148,6 @@ class SharedStore:
         self._down_until = 0.0
         self._probe: asyncio.Task[None] | None = None
         self.problem: str | None = None  # why the store is left alone now, if it is
-        self.failures = 0  # operations failed since start
         self.operations = 0  # operations attempted since start
 
     async def __aenter__(self) -> SharedStore:
@@ -177,6 +177,8 @@ class SharedStore:
         """The part's key and its lease's (bytes: sent as they are)."""
         slot = self._slots.get((scope, participant))
         if slot is None:  # a few per participant: one per scope
+            if len(self._slots) >= MAX_SLOTS:  # an embedder's scopes may be many
+                self._slots.clear()
             slot = self._slots[(scope, participant)] = (
                 f"{self._prefix}:{{{quote(scope, safe='')}:{quote(participant, safe='')}:".encode()
             )
@@ -194,7 +196,7 @@ class SharedStore:
         """The part held (if any), and FRESH (it is, by the time it says, at ``now``,
         epoch seconds), MINE (the lease is ``token``'s now, for ``lease_ms``) or
         THEIRS (another holds it)."""
-        held, state = await self._batched("take", (int(now * 1000), self._lease_ms),
+        held, state = await self._enqueue("take", (int(now * 1000), self._lease_ms),
                                           [part_key, lease_key], [token])  # fmt: skip
         return (held if isinstance(held, bytes) else None), int(state)
 
@@ -207,11 +209,6 @@ class SharedStore:
         Sent with the other keeps of this turn of the event loop; StoreUnavailable at
         once when the store is left alone."""
         return self._enqueue("keep", (self._keep_ms,), [part_key, lease_key], [data, token])
-
-    async def _batched(
-        self, kind: str, head: tuple[Any, ...], keys: list[bytes], args: list[Any]
-    ) -> list[Any]:
-        return await self._enqueue(kind, head, keys, args)
 
     def _enqueue(
         self, kind: str, head: tuple[Any, ...], keys: list[bytes], args: list[Any]
@@ -270,7 +267,6 @@ class SharedStore:
         return result
 
     def _failed(self, exc: BaseException) -> None:
-        self.failures += 1
         self._down_until = self._now() + self._retry
         problem = (
             f"no answer within {self._budget * 1000:.0f} ms"
